@@ -1,0 +1,73 @@
+"""Epoch time of the engine against the naive DataLoader pipeline, per batch size
+(the seed journal's experiment e0008: "best scale for fetching data on the given system")."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+
+from lenet.data import DeviceData, load_raw, split_indices
+from lenet.model import LeNet5, training_flops_per_image
+from lenet.naive import NaiveCIFAR10, time_naive_epochs
+from lenet.train import TrainConfig, train
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    pipeline: str  # "engine" or "naive"
+    batch_size: int
+    epoch_seconds: float  # median over the timed epochs
+    images_per_second: float
+    gflops: float  # achieved training GFLOP/s at LeNet-5's FLOPs per image
+    speedup: float | None  # naive epoch time / this epoch time, at the same batch size
+    epoch_times: list[float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _row(pipeline: str, batch_size: int, times: list[float], images: int) -> BenchRow:
+    median = statistics.median(times)
+    flops = training_flops_per_image(LeNet5())
+    return BenchRow(pipeline, batch_size, median, images / median, images * flops / median / 1e9, None, times)
+
+
+def engine_epoch_times(data: DeviceData, batch_size: int, epochs: int, threads: int | None) -> list[float]:
+    """Times of `epochs` epochs after one warm-up epoch, from the engine's own history."""
+    config = TrainConfig(batch_size=batch_size, max_epochs=epochs + 1, lr=0.01, step_size=100, gamma=1.0)
+    history = train(config, data, threads=threads).history
+    seconds = [r.train_seconds for r in history]
+    return [b - a for a, b in zip(seconds, seconds[1:])]
+
+
+def run_benchmark(
+    data: DeviceData,
+    data_path: str | None,
+    batch_sizes: list[int],
+    epochs: int = 2,
+    naive_batch_sizes: list[int] | None = None,
+    threads: int | None = None,
+    num_workers: int = 2,
+) -> list[BenchRow]:
+    """Engine rows for every batch size, naive rows for `naive_batch_sizes` (default: all)."""
+    naive_batch_sizes = batch_sizes if naive_batch_sizes is None else naive_batch_sizes
+    n = len(data.train_x)
+    rows: list[BenchRow] = []
+    naive_set = None
+    # Interleaved per batch size, so that drift in the machine's load hits both pipelines alike.
+    for bs in sorted(set(batch_sizes) | set(naive_batch_sizes)):
+        if bs in batch_sizes:
+            rows.append(_row("engine", bs, engine_epoch_times(data, bs, epochs, threads), n))
+        if bs in naive_batch_sizes:
+            if naive_set is None:
+                raw = load_raw(data_path).raw
+                train_idx, _ = split_indices(raw.train_y, data.val_size, data.split_seed)
+                naive_set = NaiveCIFAR10(raw.train_x[train_idx], raw.train_y[train_idx], data.mean, data.std)
+            rows.append(_row("naive", bs, time_naive_epochs(naive_set, bs, epochs, num_workers), n))
+    naive_by_bs = {r.batch_size: r.epoch_seconds for r in rows if r.pipeline == "naive"}
+    return [
+        BenchRow(**{**asdict(r), "speedup": naive_by_bs[r.batch_size] / r.epoch_seconds})
+        if r.batch_size in naive_by_bs
+        else r
+        for r in rows
+    ]

@@ -1,0 +1,305 @@
+"""Training LeNet-5: SGD with momentum, StepLR per epoch, cross-entropy, evaluation callbacks."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from lenet.data import DeviceData, augment_batch
+from lenet.device import set_threads
+from lenet.model import LeNet5
+
+
+def _field(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one training run: sampled by the search, exported, retrained.
+
+    Field metadata carries the help text, so the command line's flags and the search space
+    are derived from this one definition.
+    """
+
+    lr: float = _field(0.05, "initial learning rate of SGD")
+    momentum: float = _field(0.9, "SGD momentum")
+    step_size: int = _field(4, "StepLR: epochs between learning-rate decays")
+    gamma: float = _field(0.3, "StepLR: factor applied to the learning rate at each decay")
+    batch_size: int = _field(128, "images per optimizer step")
+    max_epochs: int = _field(10, "epochs to train at most")
+    weight_decay: float = _field(0.0, "L2 weight decay of SGD")
+    nesterov: bool = _field(False, "use Nesterov momentum")
+    augment: bool = _field(False, "random crop (padding 4) and horizontal flip, per batch on the device")
+    evals_per_epoch: int = _field(1, "validation evaluations per epoch (finer time-to-target)")
+    seed: int = _field(0, "seed of weight initialisation, shuffling and augmentation")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            problems.append(f"lr must be a positive number, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.step_size < 1:
+            problems.append(f"step_size must be at least 1, got {self.step_size}")
+        if not 0 < self.gamma <= 1:
+            problems.append(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.max_epochs < 1:
+            problems.append(f"max_epochs must be at least 1, got {self.max_epochs}")
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay must not be negative, got {self.weight_decay}")
+        if self.evals_per_epoch < 1:
+            problems.append(f"evals_per_epoch must be at least 1, got {self.evals_per_epoch}")
+        if self.nesterov and self.momentum == 0:
+            problems.append("nesterov needs a momentum above 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, require_all: bool = False) -> TrainConfig:
+        """Build from a mapping (a config file); unknown keys and wrong types are errors.
+
+        With `require_all`, every field must be present (an exported config names them all).
+        """
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown training config field(s): {', '.join(unknown)}")
+        if require_all:
+            missing = [name for name in known if name not in values]
+            if missing:
+                raise ValueError(f"training config lacks field(s): {', '.join(missing)}")
+        kwargs = {}
+        for name, value in values.items():
+            kind = type(known[name].default)
+            if kind is bool and not isinstance(value, bool):
+                raise ValueError(f"training config field {name} must be true or false, got {value!r}")
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise ValueError(f"training config field {name} must be an integer, got {value!r}")
+            if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"training config field {name} must be a number, got {value!r}")
+            kwargs[name] = kind(value)
+        return cls(**kwargs)
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One point of the learning curve, taken at a validation evaluation."""
+
+    epoch: float  # epochs trained so far (fractional with several evaluations per epoch)
+    step: int  # optimizer steps so far
+    images: int  # training images seen so far
+    train_seconds: float  # training time so far, evaluation excluded
+    wall_seconds: float  # time since training started, evaluation included
+    lr: float  # learning rate in force for the steps just taken
+    train_loss: float  # mean over the steps since the previous evaluation
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+Outcome = Literal["completed", "stopped", "diverged"]
+EvalCallback = Callable[[EvalRecord], "bool | str | None"]
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    history: list[EvalRecord]
+    outcome: Outcome
+    reason: str
+    model: nn.Module
+    device: str
+    threads: int
+
+    @property
+    def train_seconds(self) -> float:
+        return self.history[-1].train_seconds if self.history else 0.0
+
+    @property
+    def best_val_accuracy(self) -> float:
+        return max((r.val_accuracy for r in self.history), default=0.0)
+
+    def first_reaching(self, target: float) -> EvalRecord | None:
+        """The first evaluation whose validation accuracy is at least `target`."""
+        return next((r for r in self.history if r.val_accuracy >= target), None)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2500) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of `model` on (x, y)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    for start in range(0, len(x), batch_size):
+        with _autocast(x.device):
+            logits = model(x[start : start + batch_size])
+        yb = y[start : start + batch_size]
+        loss_sum += nn.functional.cross_entropy(logits.float(), yb, reduction="sum").double()
+        correct += (logits.argmax(dim=1) == yb).sum()
+    model.train(was_training)
+    return loss_sum.item() / len(x), correct.item() / len(x)
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    # bfloat16 autocast on CUDA uses tensor cores and needs no loss scaling; on CPU it is off
+    # (no gain without AMX, and it would change CPU results).
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build_model(config: TrainConfig, device: torch.device, num_classes: int = 10) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = LeNet5(num_classes)
+    return model.to(device=device, memory_format=torch.channels_last)
+
+
+def train(
+    config: TrainConfig,
+    data: DeviceData,
+    *,
+    on_eval: EvalCallback | None = None,
+    threads: int | None = None,
+) -> TrainResult:
+    """Train LeNet-5 on `data` with `config`.
+
+    After each validation evaluation `on_eval(record)` is called; a truthy return value
+    stops training (a string is kept as the reason). A NaN or infinite training loss ends
+    training with outcome "diverged" instead of raising.
+    """
+    device = data.device
+    threads_used = set_threads(threads) if device.type == "cpu" else 0
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+    model = build_model(config, device, data.num_classes)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=config.nesterov,
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+
+    n = len(data.train_x)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    # Evaluation points within an epoch, in steps, spread evenly; the last is the epoch's end.
+    eval_steps = {math.ceil(steps_per_epoch * (k + 1) / config.evals_per_epoch) for k in range(config.evals_per_epoch)}
+
+    history: list[EvalRecord] = []
+    outcome: Outcome = "completed"
+    reason = f"trained all {config.max_epochs} epochs"
+    train_seconds = 0.0
+    step = images = 0
+    wall_start = time.perf_counter()
+    model.train()
+
+    for epoch in range(config.max_epochs):
+        _sync(device)
+        tick = time.perf_counter()
+        perm = torch.randperm(n, device=device, generator=generator)
+        # Running sums stay on the device: no host synchronisation per step.
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen = 0
+        lr_now = optimizer.param_groups[0]["lr"]
+        stop = False
+        for i in range(steps_per_epoch):
+            idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
+            xb, yb = data.train_x[idx], data.train_y[idx]
+            if config.augment:
+                xb = augment_batch(xb, generator)
+            with _autocast(device):
+                logits = model(xb)
+                loss = nn.functional.cross_entropy(logits.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            images += len(idx)
+            seen += len(idx)
+            loss_sum += loss.detach().double() * len(idx)
+            correct += (logits.detach().argmax(dim=1) == yb).sum()
+
+            if i + 1 in eval_steps:
+                _sync(device)
+                train_seconds += time.perf_counter() - tick
+                train_loss = loss_sum.item() / seen
+                train_acc = correct.item() / seen
+                if not math.isfinite(train_loss):
+                    outcome, reason = "diverged", f"training loss became {train_loss} in epoch {epoch + 1}"
+                    val_loss, val_acc = float("nan"), 0.0
+                else:
+                    val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+                record = EvalRecord(
+                    epoch=epoch + (i + 1) / steps_per_epoch,
+                    step=step,
+                    images=images,
+                    train_seconds=train_seconds,
+                    wall_seconds=time.perf_counter() - wall_start,
+                    lr=lr_now,
+                    train_loss=train_loss,
+                    train_accuracy=train_acc,
+                    val_loss=val_loss,
+                    val_accuracy=val_acc,
+                )
+                history.append(record)
+                if outcome == "diverged":
+                    stop = True
+                    break
+                verdict = on_eval(record) if on_eval is not None else None
+                if verdict:
+                    outcome = "stopped"
+                    reason = verdict if isinstance(verdict, str) else f"stopped by callback after epoch {record.epoch:g}"
+                    stop = True
+                    break
+                loss_sum.zero_()
+                correct.zero_()
+                seen = 0
+                _sync(device)
+                tick = time.perf_counter()
+        if stop:
+            break
+        scheduler.step()
+
+    return TrainResult(
+        config=config,
+        history=history,
+        outcome=outcome,
+        reason=reason,
+        model=model,
+        device=str(device),
+        threads=threads_used,
+    )

@@ -1,0 +1,1 @@
+"""The Optuna layer of lenet-search: search space, objective, pruner, study and CLI."""
