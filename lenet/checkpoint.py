@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from lenet.atomic import atomic_write
 from lenet.data import DeviceData
 from lenet.model import LeNet5
 from lenet.train import TrainConfig, TrainResult
@@ -25,15 +24,7 @@ def save_checkpoint(path: Path, result: TrainResult, data: DeviceData) -> None:
         "std": list(data.std),
         "data_checksum": data.checksum,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(blob, fh)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda fh: torch.save(blob, fh))
 
 
 def load_checkpoint(path: Path) -> tuple[LeNet5, TrainConfig, dict[str, Any]]:

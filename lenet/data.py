@@ -8,13 +8,13 @@ done per batch on the device.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from sklearn.model_selection import train_test_split
 
+from lenet.atomic import atomic_write
 from lenet.sources import DataError, RawSplits, default_cache_dir, download_torchvision, read_source, source_key
 
 __all__ = ["DataError", "DeviceData", "load_raw", "load_dataset", "resolve_data_path", "augment_batch"]
@@ -75,25 +75,15 @@ def _read_cache(cache_file: Path) -> RawSplits | None:
 
 
 def _write_cache(cache_file: Path, raw: RawSplits) -> None:
-    """Write to a temporary file and rename it into place, so a reader never sees half a cache."""
+    """Written atomically, so a reader never sees half a cache."""
+    blob = {
+        "train_x": raw.train_x, "train_y": raw.train_y,
+        "test_x": raw.test_x, "test_y": raw.test_y, "classes": list(raw.classes),
+    }  # fmt: skip
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".tmp-", suffix=".pt")
+        atomic_write(cache_file, lambda fh: torch.save(blob, fh))
     except OSError:
-        return  # a read-only cache location only costs speed
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(
-                {
-                    "train_x": raw.train_x, "train_y": raw.train_y,
-                    "test_x": raw.test_x, "test_y": raw.test_y, "classes": list(raw.classes),
-                },
-                fh,
-            )  # fmt: skip
-        os.replace(tmp, cache_file)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        pass  # a read-only or full cache location only costs speed: the next load decodes again
 
 
 def split_indices(labels: torch.Tensor, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 from lenet.checkpoint import save_checkpoint
 from lenet.data import DeviceData
 from lenet.train import EvalRecord, TrainConfig, TrainResult, evaluate, train
+from search.export import write_json
 from search.provenance import library_versions, now_text
 
 
@@ -25,12 +25,26 @@ def train_and_test(
     data: DeviceData,
     *,
     target: float | None = None,
+    stop_at_target: bool = False,
     threads: int | None = None,
     on_eval: Callable[[EvalRecord], Any] | None = None,
 ) -> RunOutcome:
-    """Train `config`, evaluate the final model on the test set and gather the metrics."""
+    """Train `config`, evaluate the final model on the test set and gather the metrics.
+
+    With `stop_at_target`, training ends at the first evaluation at the target, as a trial
+    of the study did."""
+    if stop_at_target and target is None:
+        raise ValueError("--stop-at-target needs a target (--target, or a --config export)")
+
+    def callback(record: EvalRecord) -> str | None:
+        if on_eval is not None:
+            on_eval(record)
+        if stop_at_target and record.val_accuracy >= target:
+            return f"reached the target {target:.4f} at epoch {record.epoch:g}"
+        return None
+
     started = now_text()
-    result = train(config, data, on_eval=on_eval, threads=threads)
+    result = train(config, data, on_eval=callback, threads=threads)
     test_loss, test_accuracy = evaluate(result.model, data.test_x, data.test_y)
     reached = result.first_reaching(target) if target is not None else None
     last = result.history[-1] if result.history else None
@@ -66,9 +80,15 @@ def train_and_test(
 
 
 def write_run(out_dir: Path, run: RunOutcome, data: DeviceData) -> dict[str, Path]:
-    """Write metrics.json and model.pt (weights, config, normalisation) into `out_dir`."""
+    """Write metrics.json, model.pt (weights, config, normalisation) and curve.png into `out_dir`."""
+    from search.plots import Curve, plot_curves
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out_dir / "metrics.json", "checkpoint": out_dir / "model.pt"}
+    paths = {"metrics": out_dir / "metrics.json", "checkpoint": out_dir / "model.pt", "curve": out_dir / "curve.png"}
     save_checkpoint(paths["checkpoint"], run.result, data)
-    paths["metrics"].write_text(json.dumps(run.metrics, indent=2) + "\n")
+    write_json(paths["metrics"], run.metrics)
+    c = run.metrics["config"]
+    title = f"bs {c['batch_size']}, lr {c['lr']:.3g}, StepLR {c['step_size']} x {c['gamma']:.3g}, momentum {c['momentum']:.3g}"
+    plot_curves([Curve.from_points("run", run.metrics["history"])], run.metrics["target"], paths["curve"], title,
+                show_train=True)  # fmt: skip
     return paths

@@ -53,8 +53,8 @@ def test_failed_cache_write_leaves_no_partial_file(small_archive, tmp_path, monk
         raise OSError("disk full")
 
     monkeypatch.setattr(data_mod.torch, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
-        load_raw(small_archive, cache)
+    loaded = load_raw(small_archive, cache)  # the data still loads; only the cache is missing
+    assert len(loaded.raw.train_x) == 200
     assert list(cache.iterdir()) == []
 
 

@@ -1,0 +1,69 @@
+"""Compare two studies of the same search, e.g. with the default pruner and with --pruner none.
+
+    python benchmarks/compare_studies.py --storage sqlite:///studies/compare.db pruned-30 unpruned-30
+
+Prints, per study: trials by outcome, total training seconds and images spent, the best time
+to target and its schedule; then the training time the first study saved against the second.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+import optuna
+from optuna.trial import TrialState
+
+
+def summarise(study: optuna.Study) -> dict:
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = min(complete, key=lambda t: t.value) if complete else None
+    images = 0
+    for t in trials:
+        curve = t.user_attrs.get("curve", [])
+        images += curve[-1]["images"] if curve else 0
+    return {
+        "trials": len(trials),
+        "outcomes": Counter(t.user_attrs.get("outcome", "?") for t in trials),
+        "train_seconds": sum(t.user_attrs.get("train_seconds", 0.0) for t in trials),
+        "images": images,
+        "best": best,
+    }
+
+
+def describe(name: str, s: dict) -> None:
+    print(f"{name}: {s['trials']} finished trials ({', '.join(f'{k} {v}' for k, v in s['outcomes'].most_common())})")
+    print(f"  training spent: {s['train_seconds']:.0f} s, {s['images'] / 1e6:.1f} M images")
+    best = s["best"]
+    if best is None:
+        print("  no trial reached the target")
+        return
+    c = best.user_attrs["config"]
+    print(f"  best: trial {best.number}, {best.value:.1f} s to target ({best.user_attrs['epochs_to_target']:g} epochs, "
+          f"{best.user_attrs['images_to_target'] / 1e6:.2f} M images)")  # fmt: skip
+    print(f"        lr {c['lr']:.4g}, batch {c['batch_size']}, StepLR {c['step_size']} x {c['gamma']:.3g}, "
+          f"momentum {c['momentum']:.3g}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--storage", default="sqlite:///studies/compare.db")
+    parser.add_argument("study", help="the study to judge (e.g. with the default pruner)")
+    parser.add_argument("baseline", help="the study to compare with (e.g. --pruner none)")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    a = summarise(optuna.load_study(study_name=args.study, storage=args.storage))
+    b = summarise(optuna.load_study(study_name=args.baseline, storage=args.storage))
+    describe(args.study, a)
+    describe(args.baseline, b)
+    saved = 1 - a["train_seconds"] / b["train_seconds"]
+    print(f"training time saved by {args.study}: {100 * saved:.0f} % "
+          f"({a['train_seconds']:.0f} s against {b['train_seconds']:.0f} s; images: {100 * (1 - a['images'] / b['images']):.0f} %)")  # fmt: skip
+    if a["best"] and b["best"]:
+        print(f"best time to target: {a['best'].value:.1f} s against {b['best'].value:.1f} s "
+              f"({100 * (a['best'].value / b['best'].value - 1):+.0f} %)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""What `optimize` shows while it runs: one study bar and one line per finished trial."""
+
+from __future__ import annotations
+
+import sys
+
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
+
+PARAM_LABELS = {"lr": "lr", "batch_size": "bs", "step_size": "step", "gamma": "gamma", "momentum": "mom"}
+
+
+def format_params(params: dict) -> str:
+    parts = []
+    for name, value in params.items():
+        label = PARAM_LABELS.get(name, name)
+        parts.append(f"{label} {value:.4g}" if isinstance(value, float) else f"{label} {value}")
+    return " ".join(parts)
+
+
+def format_trial_line(t: FrozenTrial) -> str:
+    attrs = t.user_attrs
+    state = "done" if t.state == TrialState.COMPLETE else t.state.name.lower()
+    params = format_params(t.params)
+    best = attrs.get("best_val_accuracy")
+    progress = f"{attrs.get('epochs', 0):g} epochs, {attrs.get('train_seconds', 0):.1f} s"
+    if best is not None:
+        progress += f", best val {best:.4f}"
+    head = f"trial {t.number:>3} {state:<7}"
+    if t.state == TrialState.COMPLETE:
+        head += f" {t.value:6.1f} s to target"
+    return f"{head} | {params} | {progress} | {attrs.get('reason', '')}"
+
+
+class StudyProgress:
+    """A tqdm bar over the study's finished trials (pruned count, best time so far), and a
+    line per finished trial; silent with quiet=True."""
+
+    def __init__(self, n_trials: int, already: list[FrozenTrial], quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.pruned = sum(1 for t in already if t.state == TrialState.PRUNED)
+        values = [t.value for t in already if t.state == TrialState.COMPLETE and t.value is not None]
+        self.best = min(values, default=None)
+        self.bar = None
+        if not quiet:
+            self.bar = tqdm(total=n_trials, initial=min(len(already), n_trials), desc="study", unit="trial",
+                            file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+            self._postfix()
+
+    def _postfix(self) -> None:
+        if self.bar is not None:
+            best = f"{self.best:.1f}s" if self.best is not None else "-"
+            self.bar.set_postfix_str(f"pruned {self.pruned}, best {best}")
+
+    def trial_finished(self, t: FrozenTrial) -> None:
+        if t.state == TrialState.PRUNED:
+            self.pruned += 1
+        elif t.state == TrialState.COMPLETE and t.value is not None:
+            self.best = t.value if self.best is None else min(self.best, t.value)
+        else:
+            return  # a surplus or failed trial does not count
+        if self.bar is not None:
+            self.bar.write(format_trial_line(t), file=sys.stderr)
+            self.bar.update(1)
+            self._postfix()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

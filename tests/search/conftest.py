@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.search.cli_helpers import run_cli
+from tests.synthetic import tar_gz, write_python_batches
+
+SPACE = """
+lr = { low = 0.005, high = 0.02 }
+momentum = { low = 0.8, high = 0.95 }
+[batch_size]
+choices = [32, 64]
+[budget]
+max_epochs = 4
+"""
+
+
+@dataclass(frozen=True)
+class Tiny:
+    archive: Path
+    space: Path
+
+    def optimize_args(self, storage: str, *extra: str) -> list[str]:
+        return ["optimize", "--data", str(self.archive), "--val-size", "200", "--space", str(self.space),
+                "--storage", storage, "--target", "0.6", "--quiet", *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Tiny:
+    """1,000 learnable synthetic images and a space in which most trials reach 0.6 quickly."""
+    root = tmp_path_factory.mktemp("tiny")
+    archive = tar_gz(write_python_batches(root / "src", n_per_class=100, test_per_class=10), root / "tiny.tar.gz")
+    space = root / "space.toml"
+    space.write_text(SPACE)
+    return Tiny(archive, space)
+
+
+@pytest.fixture(scope="module")
+def finished_study(tiny, tmp_path_factory) -> str:
+    """A 6-trial study in a temporary SQLite file; returns its storage URL."""
+    storage = f"sqlite:///{tmp_path_factory.mktemp('study')}/s.db"
+
+    class _Capsys:  # run_cli needs only readouterr(); a module fixture cannot take capsys
+        def readouterr(self):
+            return type("C", (), {"out": "", "err": ""})()
+
+    result = run_cli(_Capsys(), *tiny.optimize_args(storage, "--trials", "6"))
+    assert result.code == 0
+    return storage

@@ -1,0 +1,117 @@
+"""`lenet-search optimize` end to end through the real entry point, on tiny synthetic data."""
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.search.cli_helpers import assert_one_line_error, run_cli
+
+def _optimize(capsys, tiny, storage, *extra):
+    return run_cli(capsys, *tiny.optimize_args(storage, *extra))
+
+
+def _trials(storage, name="lenet5-cifar10"):
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def test_study_runs_to_n_and_records_everything(capsys, tmp_path, tiny):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    result = _optimize(capsys, tiny, storage, "--trials", "5")
+    assert result.code == 0, result.err
+    trials = _trials(storage)
+    assert len(trials) == 5 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert complete, "the synthetic task is easy: some trial must reach 0.6"
+    for t in trials:
+        a = t.user_attrs
+        assert a["config"]["max_epochs"] == 4 and a["target"] == 0.6 and a["device"] == "cpu"
+        assert a["threads"] >= 1 and a["data_checksum"] and "torch" in a["versions"]
+        assert len(a["curve"]) == len(t.intermediate_values) >= 1
+        assert a["outcome"] in ("reached", "diverged", "cannot_win", "underfit", "plateau", "budget")
+        assert a["reason"]
+        # intermediate values are validation error per evaluation, for the dashboard's curves
+        assert t.intermediate_values[1] == pytest.approx(1 - a["curve"][0]["val_accuracy"])
+    for t in complete:
+        assert t.value == a_time(t) and t.user_attrs["curve"][-1]["val_accuracy"] >= 0.6
+        assert t.user_attrs["outcome"] == "reached"
+    best = min(complete, key=lambda t: t.value)
+    assert f"best: trial {best.number} reached 0.6000 in {best.value:.1f} s" in result.out
+    assert "lenet-search dashboard" in result.out and "lenet-search export" in result.out
+
+
+def a_time(t):
+    return t.user_attrs["seconds_to_target"]
+
+
+def test_trials_is_the_total_so_a_rerun_finishes_the_rest(capsys, tmp_path, tiny):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    assert _optimize(capsys, tiny, storage, "--trials", "3").code == 0
+    first = {t.number: t.datetime_complete for t in _trials(storage)}
+    assert _optimize(capsys, tiny, storage, "--trials", "3").code == 0
+    assert len(_trials(storage)) == 3  # already complete: nothing more
+    assert _optimize(capsys, tiny, storage, "--trials", "5").code == 0
+    trials = _trials(storage)
+    assert len(trials) == 5
+    assert {t.number: t.datetime_complete for t in trials if t.number in first} == first  # untouched
+
+
+def test_two_jobs_give_exactly_n_trials(capsys, tmp_path, tiny):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    result = _optimize(capsys, tiny, storage, "--trials", "6", "--jobs", "2")
+    assert result.code == 0, result.err
+    trials = _trials(storage)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 6
+    assert len({t.number for t in finished}) == 6
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert {t.user_attrs["threads"] for t in finished} == {1}  # 2 cores / 2 jobs
+
+
+def test_target_mismatch_is_refused_and_writes_nothing(capsys, tmp_path, tiny):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    assert _optimize(capsys, tiny, storage, "--trials", "1").code == 0
+    args = tiny.optimize_args(storage, "--trials", "3")
+    args[args.index("--target") + 1] = "0.8"
+    assert_one_line_error(run_cli(capsys, *args), "has target 0.6, not 0.8")
+    assert len(_trials(storage)) == 1
+
+
+def test_without_target_the_stored_one_is_used(capsys, tmp_path, tiny):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    assert _optimize(capsys, tiny, storage, "--trials", "1").code == 0
+    args = tiny.optimize_args(storage, "--trials", "2")
+    i = args.index("--target")
+    del args[i : i + 2]
+    result = run_cli(capsys, *args)
+    assert result.code == 0, result.err
+    assert [t.user_attrs["target"] for t in _trials(storage)] == [0.6, 0.6]
+
+
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--trials", "0"], ["--trials", "x>=1"]),
+        (["--trials", "-3"], ["--trials"]),
+        (["--jobs", "0"], ["--jobs", "x>=1"]),
+        (["--sampler", "bayes"], ["'bayes' is not one of"]),
+        (["--pruner", "sometimes"], ["'sometimes' is not one of"]),
+        (["--target", "1.5"], ["--target must be a validation accuracy in (0, 1)"]),
+        (["--target", "0"], ["(0, 1)"]),
+        (["--target", "high"], ["--target must be a number"]),
+        (["--storage", "nosuchdb://x"], ["cannot be parsed"]),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(capsys, tmp_path, tiny, monkeypatch, args, fragments):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(capsys, "optimize", "--data", tiny.archive, "--val-size", "200", "--quiet", *args)
+    assert_one_line_error(result, *fragments)
+    assert list(tmp_path.iterdir()) == []  # not even the default studies/lenet.db
+
+
+def test_bad_space_file_writes_nothing(capsys, tmp_path, tiny, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("lr = { low = 1.0, high = 0.1 }")
+    result = run_cli(capsys, "optimize", "--data", tiny.archive, "--space", bad, "--quiet")
+    assert_one_line_error(result, "low (1.0) is greater than high (0.1)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]

@@ -1,0 +1,188 @@
+"""Crashes, interruptions and concurrent workers, with real processes and real databases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import search.objective
+from search.optimize import RunSpec, run_worker
+from search.space import load_space
+from search.study import close_storage, make_storage
+from tests.search.cli_helpers import run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _env() -> dict[str, str]:
+    # Short heartbeats so that a killed worker's trial goes stale in seconds, not minutes.
+    return {**os.environ, "LENET_HEARTBEAT_SECONDS": "1", "LENET_GRACE_SECONDS": "3", "PYTHONPATH": str(ROOT)}
+
+
+def _command(tiny, storage, *extra) -> list[str]:
+    args = tiny.optimize_args(storage, *extra)
+    args[args.index("--target") + 1] = "0.99"  # every trial runs its whole budget: a long window to strike
+    return [sys.executable, "-m", "search.cli", *args]
+
+
+def _start(tiny, storage, *extra) -> subprocess.Popen:
+    return subprocess.Popen(_command(tiny, storage, *extra), env=_env(), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _rerun(tiny, storage, *extra) -> subprocess.CompletedProcess:
+    """The same command again, as a user resumes."""
+    return subprocess.run(_command(tiny, storage, *extra), env=_env(), cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def _study(storage, name="lenet5-cifar10"):
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _wait_mid_trial(storage, proc, min_finished=1, timeout=120):
+    """Block until at least `min_finished` trials finished and another one is RUNNING."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            trials = _study(storage).get_trials(deepcopy=False)
+        except KeyError:  # the study is not created yet
+            trials = []
+        done = [t for t in trials if t.state in FINISHED]
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        if len(done) >= min_finished and running and len(running[0].intermediate_values) >= 1:
+            return done, running[0]
+        time.sleep(0.05)
+    pytest.fail("no trial was running")
+
+
+def _snapshot(trials):
+    return {t.number: (t.state, t.value, t.datetime_complete, t.params) for t in trials}
+
+
+def test_kill_9_mid_trial_then_rerun_completes_the_study(tiny, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    proc = _start(tiny, storage, "--trials", "5")
+    done, victim = _wait_mid_trial(storage, proc, min_finished=2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _snapshot(t for t in _study(storage).get_trials() if t.state in FINISHED)
+    assert _study(storage).trials[victim.number].state == TrialState.RUNNING  # as the kill left it
+
+    rerun = _rerun(tiny, storage, "--trials", "5")
+    assert rerun.returncode == 0, rerun.stderr
+    trials = _study(storage).get_trials()
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len(finished) == 5
+    assert {n: v for n, v in _snapshot(finished).items() if n in before} == before  # nothing finished was lost
+    assert trials[victim.number].state == TrialState.FAIL
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_ends_the_trial_with_a_reason_and_rerun_resumes(tiny, tmp_path, sig, code):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    proc = _start(tiny, storage, "--trials", "4")
+    _, victim = _wait_mid_trial(storage, proc)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Resume with the same command" in err and "Traceback" not in err
+    trials = _study(storage).get_trials()
+    assert trials[victim.number].state == TrialState.FAIL
+    assert trials[victim.number].user_attrs["outcome"] == "interrupted"
+    assert signal.Signals(sig).name in trials[victim.number].user_attrs["reason"]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+    rerun = _rerun(tiny, storage, "--trials", "4")
+    assert rerun.returncode == 0, rerun.stderr
+    assert len([t for t in _study(storage).get_trials() if t.state in FINISHED]) == 4
+
+
+def _concurrent(capsys, tiny, storage, jobs, trials, name):
+    result = run_cli(capsys, *tiny.optimize_args(storage, "--trials", str(trials), "--jobs", str(jobs),
+                                                 "--study", name))  # fmt: skip
+    assert result.code == 0, result.err
+    assert "database is locked" not in result.err
+    check = make_storage(storage)
+    try:
+        all_trials = optuna.load_study(study_name=name, storage=check).get_trials()
+    finally:
+        close_storage(check)
+    finished = [t for t in all_trials if t.state in FINISHED]
+    assert len(finished) == trials
+    assert len({t.number for t in all_trials}) == len(all_trials)
+    assert not [t for t in all_trials if t.state == TrialState.RUNNING]
+    return all_trials
+
+
+def test_sqlite_four_jobs_forty_trials(capsys, tiny, tmp_path):
+    _concurrent(capsys, tiny, f"sqlite:///{tmp_path}/s.db", 4, 40, "sqlite-40")
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> str:
+    url = os.environ.get("LENET_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("LENET_TEST_POSTGRES is not set; .ci/run starts PostgreSQL and sets it")
+        pytest.skip("no PostgreSQL server (set LENET_TEST_POSTGRES=postgresql://user:pw@host/db)")
+    return url
+
+
+def _connections(url: str) -> int:
+    """Connections to the test database other than this check's own."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        return conn.execute(query).fetchone()[0]
+
+
+def test_postgres_eight_workers_forty_trials_no_leaks(capsys, tiny, postgres_url):
+    baseline = _connections(postgres_url)
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    try:
+        _concurrent(capsys, tiny, postgres_url, 8, 40, name)
+        deadline = time.monotonic() + 30
+        while _connections(postgres_url) > baseline and time.monotonic() < deadline:
+            time.sleep(0.5)  # the server notices closed sockets asynchronously
+        assert _connections(postgres_url) <= baseline
+    finally:
+        optuna.delete_study(study_name=name, storage=postgres_url)
+
+
+def test_cuda_out_of_memory_fails_only_that_trial(tiny, tmp_path, monkeypatch):
+    real_train = search.objective.train
+    calls = []
+
+    def flaky(config, data, **kwargs):
+        calls.append(config)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_train(config, data, **kwargs)
+
+    monkeypatch.setattr(search.objective, "train", flaky)
+    storage = f"sqlite:///{tmp_path}/s.db"
+    optuna.create_study(study_name="oom", storage=storage).set_user_attr("target", 0.6)
+    spec = RunSpec(study_name="oom", storage_url=storage, n_trials=3, target=0.6, space=load_space(tiny.space),
+                   sampler="random", pruner="saturation", seed=0, data=str(tiny.archive), device="cpu",
+                   val_size=200, threads=None)  # fmt: skip
+    run_worker(spec)
+    trials = _study(storage, "oom").get_trials()
+    assert [t.state for t in trials].count(TrialState.FAIL) == 1
+    failed = next(t for t in trials if t.state == TrialState.FAIL)
+    assert failed.user_attrs["outcome"] == "out_of_memory" and "CUDA out of memory" in failed.user_attrs["reason"]
+    assert len([t for t in trials if t.state in FINISHED]) == 3
