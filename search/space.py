@@ -193,6 +193,8 @@ def _parse_param(name: str, spec: Any, current: Param | None, kind: type) -> Par
         if not isinstance(spec["choices"], list):
             raise SpaceError(f"{name}: choices must be a list")
         return ChoiceParam(tuple(spec["choices"]))
+    if kind is bool:
+        raise SpaceError(f"{name} is true or false: give a value (`{name} = true`) or choices, not a range")
     base_low = getattr(current, "low", None)
     base_high = getattr(current, "high", None)
     low, high = spec.get("low", base_low), spec.get("high", base_high)
@@ -202,7 +204,7 @@ def _parse_param(name: str, spec: Any, current: Param | None, kind: type) -> Par
     if not isinstance(log, bool):
         raise SpaceError(f"{name}: log must be true or false")
     for bound in (low, high):
-        _check_value(name, bound, kind if kind is not bool else int)
+        _check_value(name, bound, kind)
     if kind is int:
         return IntParam(int(low), int(high), log)
     return FloatParam(float(low), float(high), log)

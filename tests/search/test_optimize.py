@@ -99,6 +99,8 @@ def test_without_target_the_stored_one_is_used(capsys, tmp_path, tiny):
         (["--target", "0"], ["(0, 1)"]),
         (["--target", "high"], ["--target must be a number"]),
         (["--storage", "nosuchdb://x"], ["cannot be parsed"]),
+        (["--storage", "postgresql://nobody@127.0.0.1:1/none"], ["cannot be reached"]),
+        (["--space", "missing.toml"], ["cannot read space file missing.toml"]),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(capsys, tmp_path, tiny, monkeypatch, args, fragments):

@@ -69,6 +69,7 @@ def test_samples_are_train_configs_inside_the_space(tmp_path):
         ("step_size = { low = 1, high = 40 }\n[budget]\nmax_epochs = 10", "budget is max_epochs = 10"),
         ("[budget]\nmax_epochs = 'ten'", "max_epochs must be an integer"),
         ("[budget]\nepochs = 3", "[budget] takes only max_epochs"),
+        ("augment = { low = 0, high = 1 }", "augment is true or false"),
     ],
 )
 def test_bad_space_files(tmp_path, text, message):
