@@ -24,8 +24,8 @@ def _field(default: Any, help: str) -> Any:
 class TrainConfig:
     """Everything that defines one training run: sampled by the search, exported, retrained.
 
-    Field metadata carries the help text, so the command line's flags and the search space
-    are derived from this one definition.
+    Field metadata carries the help text, so the command line's flags are derived from
+    this one definition.
     """
 
     lr: float = _field(0.05, "initial learning rate of SGD")
@@ -94,10 +94,6 @@ class TrainConfig:
                 raise ValueError(f"training config field {name} must be a number, got {value!r}")
             kwargs[name] = kind(value)
         return cls(**kwargs)
-
-    @classmethod
-    def field_help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:

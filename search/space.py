@@ -84,7 +84,6 @@ class FixedParam:
 
 
 Param = Union[FloatParam, IntParam, ChoiceParam, FixedParam]
-SEARCHED = ("lr", "step_size", "gamma", "momentum", "batch_size")
 DEFAULT_MAX_EPOCHS = 15
 
 
@@ -115,18 +114,6 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         return {"max_epochs": self.max_epochs, "params": {k: p.to_dict() for k, p in sorted(self.params.items())}}
-
-    def describe(self) -> list[str]:
-        lines = []
-        for name, p in self.params.items():
-            if isinstance(p, FixedParam):
-                lines.append(f"{name} = {p.value}")
-            elif isinstance(p, ChoiceParam):
-                lines.append(f"{name} in {{{', '.join(map(str, p.choices))}}}")
-            else:
-                lines.append(f"{name} in [{p.low}, {p.high}]{' (log)' if p.log else ''}")
-        lines.append(f"max_epochs = {self.max_epochs}")
-        return lines
 
 
 def _field_kinds() -> dict[str, type]:

@@ -117,3 +117,20 @@ def test_bad_space_file_writes_nothing(capsys, tmp_path, tiny, monkeypatch):
     result = run_cli(capsys, "optimize", "--data", tiny.archive, "--space", bad, "--quiet")
     assert_one_line_error(result, "low (1.0) is greater than high (0.1)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_target_auto_calibrates_once_and_is_stored(capsys, tmp_path, tiny):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    args = tiny.optimize_args(storage, "--trials", "1")
+    args[args.index("--target") + 1] = "auto"
+    assert run_cli(capsys, *args).code == 0
+    study = optuna.load_study(study_name="lenet5-cifar10", storage=storage)
+    target, source = study.user_attrs["target"], study.user_attrs["target_source"]
+    assert source.startswith("auto: plateau ") and 0.1 < target < 1
+    plateau = float(source.split()[2])
+    assert target == pytest.approx(round(plateau - 0.015, 4))
+    # reopening with --target auto keeps the stored target instead of calibrating again
+    args2 = tiny.optimize_args(storage, "--trials", "2")
+    args2[args2.index("--target") + 1] = "auto"
+    assert run_cli(capsys, *args2).code == 0
+    assert [t.user_attrs["target"] for t in _trials(storage)] == [target, target]
