@@ -9,6 +9,8 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from search.trials import best_completed, completed
+
 
 @dataclass(frozen=True)
 class StudyRow:
@@ -26,8 +28,7 @@ def list_studies(storage: RDBStorage) -> list[StudyRow]:
     for summary in storage.get_all_studies():
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        best = min(complete, key=lambda t: t.value) if complete else None
+        best = best_completed(trials)
         rows.append(
             StudyRow(
                 name=summary.study_name,
@@ -46,7 +47,7 @@ def list_studies(storage: RDBStorage) -> list[StudyRow]:
 def top_trials(study: optuna.Study, n: int) -> list[FrozenTrial]:
     """Completed trials by time to target, then the pruned ones that got closest."""
     trials = study.get_trials(deepcopy=False)
-    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.value is not None), key=lambda t: t.value)
+    complete = completed(trials)
     pruned = sorted(
         (t for t in trials if t.state == TrialState.PRUNED),
         key=lambda t: -t.user_attrs.get("best_val_accuracy", 0.0),

@@ -9,7 +9,7 @@ import time
 import traceback
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,9 @@ from search.provenance import stamp
 from search.space import DEFAULT_MAX_EPOCHS
 from search.study import DEFAULT_STORAGE, DEFAULT_STUDY, PRUNERS, SAMPLERS
 from search.target import DEFAULT_TARGET
+
+if TYPE_CHECKING:
+    from search.launch import Prepared
 
 # Errors that mean "the input was wrong": one line, exit code 2, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ConfigFileError, ValueError, FileNotFoundError)
@@ -355,7 +358,7 @@ def optimize(
         close_storage(prepared.storage)
 
 
-def _run_study(prepared, trials: int, study_name: str, storage: str, jobs: int, quiet: bool) -> None:
+def _run_study(prepared: "Prepared", trials: int, study_name: str, storage: str, jobs: int, quiet: bool) -> None:
     """Run the prepared study with progress, then print the summary and the next commands."""
     from optuna.trial import TrialState
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 from lenet.atomic import atomic_write
 from lenet.train import TrainConfig
 from search.provenance import library_versions, now_text
+from search.trials import best_completed
 
 EXPORT_FORMAT = "lenet-search/export-v1"
 
@@ -29,15 +29,15 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
         if "config" not in match[0].user_attrs:
             raise ExportError(f"trial {number} of study {study.study_name!r} never started training")
         return match[0]
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if not complete:
+    best = best_completed(trials)
+    if best is None:
         if not trials:
             raise ExportError(f"study {study.study_name!r} has no trials yet; run `lenet-search optimize` first")
         raise ExportError(
             f"no trial of study {study.study_name!r} reached its target {study.user_attrs.get('target')} "
             f"({len(trials)} trials); run more trials, or export one with --trial N"
         )
-    return min(complete, key=lambda t: t.value)
+    return best
 
 
 def export_document(study: optuna.Study, trial: optuna.trial.FrozenTrial, storage_url: str) -> dict[str, Any]:

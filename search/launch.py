@@ -17,6 +17,7 @@ from search.optimize import RunSpec
 from search.space import load_space
 from search.study import StudyError, StudySettings, make_pruner, make_sampler, make_storage, open_study, stored_target
 from search.target import DEFAULT_TARGET, calibrate
+from search.trials import best_completed
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def prepare(
 ) -> Prepared:
     target = parse_target(target_text)
     space = load_space(space_file, max_epochs)
-    make_sampler(sampler, seed)  # unknown names fail here, before anything is written
+    sampler_obj = make_sampler(sampler, seed)  # unknown names fail here, before anything is written
     dev = resolve_device(device)
     threads = threads_per_worker(jobs) if dev.type == "cpu" else 1
     dataset = load_dataset(data, dev, val_size=val_size)  # bad data fails before a database is created
@@ -92,7 +93,7 @@ def prepare(
         threads=threads, data_checksum=dataset.checksum, seed=seed,
     )  # fmt: skip
     study, notes = open_study(
-        study_name, storage, settings, make_sampler(sampler, seed), make_pruner(pruner, value), explicit_target=explicit
+        study_name, storage, settings, sampler_obj, make_pruner(pruner, value), explicit_target=explicit
     )
     spec = RunSpec(
         study_name=study_name, storage_url=storage_url, n_trials=n_trials, target=value, space=space,
@@ -104,10 +105,9 @@ def prepare(
 
 def best_summary(study: optuna.Study) -> dict | None:
     """The best trial's schedule and measures, or None when no trial reached the target."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    if not complete:
+    best = best_completed(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if best is None:
         return None
-    best = min(complete, key=lambda t: t.value)
     return {
         "number": best.number,
         "seconds_to_target": best.value,

@@ -24,6 +24,8 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from search.trials import best_completed
+
 CURVE_ATTR = "curve"
 
 
@@ -102,15 +104,12 @@ class SaturationPruner(BasePruner):
             )
 
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        complete = [t for t in finished if t.state == TrialState.COMPLETE and t.value is not None]
-        if complete:
-            leader = min(complete, key=lambda t: t.value)
-            if seconds >= leader.value:
-                return Decision(
-                    "cannot_win",
-                    f"cannot win: {seconds:.1f} s trained, trial {leader.number} reached the target in "
-                    f"{leader.value:.1f} s",
-                )
+        leader = best_completed(finished)
+        if leader is not None and seconds >= leader.value:
+            return Decision(
+                "cannot_win",
+                f"cannot win: {seconds:.1f} s trained, trial {leader.number} reached the target in {leader.value:.1f} s",
+            )
 
         if len(points) >= self.min_evals:
             peers = [best_so_far_at(curve_points(t), seconds) for t in finished if t.number != trial.number]
