@@ -16,7 +16,8 @@ from lenet.train import TrainConfig, TrainResult
 def save_checkpoint(path: Path, result: TrainResult, data: DeviceData) -> None:
     """Model weights, the config that trained them and the input normalisation, written
     atomically (a crash never leaves half a checkpoint under the final name)."""
-    state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+    # clone: the parameters are views of one flat buffer (lenet.flat); save each on its own.
+    state = {k: v.detach().cpu().clone() for k, v in result.model.state_dict().items()}
     blob: dict[str, Any] = {
         "model_state": state,
         "config": result.config.to_dict(),

@@ -13,6 +13,7 @@ from torch import nn
 
 from lenet.data import DeviceData, augment_batch
 from lenet.device import set_threads
+from lenet.flat import flatten_parameters
 from lenet.model import LeNet5
 
 
@@ -199,8 +200,10 @@ def train(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
     model = build_model(config, device, data.num_classes)
+    # One flat tensor for the optimizer: at batch 32 per-tensor optimizer work was ~7 % of a step.
+    params = flatten_parameters(model)
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        [params],
         lr=config.lr,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
@@ -240,7 +243,7 @@ def train(
             with _autocast(device):
                 logits = model(xb)
                 loss = nn.functional.cross_entropy(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
+            params.grad.zero_()  # not None: autograd accumulates into the flat buffer's views
             loss.backward()
             optimizer.step()
             step += 1

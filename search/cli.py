@@ -317,7 +317,8 @@ def study_option(f):
                    f"the study; reopening with another is refused. [default: the study's, else {DEFAULT_TARGET}]")  # fmt: skip
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True, help="Optuna sampler.")
 @click.option("--pruner", type=click.Choice(PRUNERS), default="saturation", show_default=True,
-              help="saturation: the project's (diverged, cannot win, underfit at equal time, plateau); "
+              help="saturation: the project's (diverged, cannot win, underfit at equal time, plateau, out of "
+                   "reach); "
                    "or Optuna's median / hyperband; none.")  # fmt: skip
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes on this machine, each with cores/jobs torch threads.")  # fmt: skip
@@ -326,12 +327,15 @@ def study_option(f):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler and of every trial's training.")
 @click.option("--space", "space_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="TOML file that narrows, widens or fixes search parameters (see docs/search.md).")  # fmt: skip
+@click.option("--baseline/--no-baseline", default=True, show_default=True,
+              help="A new study's first trial trains `lenet-search train`'s default schedule (where the space "
+                   "allows it), so the pruner has a time to beat from the start.")  # fmt: skip
 @val_size_option
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-trial lines.")
 def optimize(
     trials: int, study_name: str, storage: str, data: str | None, device: str, max_epochs: int | None,
     target_text: str | None, sampler: str, pruner: str, jobs: int, timeout: float | None, seed: int,
-    space_file: Path | None, val_size: int, quiet: bool,
+    space_file: Path | None, baseline: bool, val_size: int, quiet: bool,
 ) -> None:  # fmt: skip
     """Search for the schedule that reaches the target validation accuracy in the least
     training time, storing every trial in the study.
@@ -349,7 +353,7 @@ def optimize(
     prepared = prepare(
         study_name=study_name, storage_url=storage, n_trials=trials, target_text=target_text,
         space_file=space_file, max_epochs=max_epochs, sampler=sampler, pruner=pruner, seed=seed,
-        data=data, device=device, jobs=jobs, timeout=timeout, val_size=val_size,
+        data=data, device=device, jobs=jobs, timeout=timeout, val_size=val_size, baseline=baseline,
         on_calibrate=None if quiet else lambda: click.echo("calibrating the target (training the reference schedule)...", err=True),
     )  # fmt: skip
     try:

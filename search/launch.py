@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from lenet.data import DEFAULT_VAL_SIZE, load_dataset
 from lenet.device import cpu_count, resolve_device
+from lenet.train import TrainConfig
 from search.optimize import RunSpec
 from search.space import load_space
 from search.study import StudyError, StudySettings, make_pruner, make_sampler, make_storage, open_study, stored_target
@@ -62,6 +63,7 @@ def prepare(
     jobs: int,
     timeout: float | None,
     val_size: int = DEFAULT_VAL_SIZE,
+    baseline: bool = True,
     on_calibrate=None,
 ) -> Prepared:
     target = parse_target(target_text)
@@ -91,6 +93,7 @@ def prepare(
     settings = StudySettings(
         target=value, target_source=source, space=space, device=str(dev),
         threads=threads, data_checksum=dataset.checksum, seed=seed,
+        baseline=space.baseline_params(TrainConfig()) if baseline else None,
     )  # fmt: skip
     study, notes = open_study(
         study_name, storage, settings, sampler_obj, make_pruner(pruner, value), explicit_target=explicit

@@ -29,7 +29,10 @@ def format_trial_line(t: FrozenTrial) -> str:
     head = f"trial {t.number:>3} {state:<7}"
     if t.state == TrialState.COMPLETE:
         head += f" {t.value:6.1f} s to target"
-    return f"{head} | {params} | {progress} | {attrs.get('reason', '')}"
+    reason = attrs.get("reason", "")
+    if attrs.get("baseline"):
+        reason = f"baseline (train's defaults): {reason}"
+    return f"{head} | {params} | {progress} | {reason}"
 
 
 class StudyProgress:

@@ -115,6 +115,18 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         return {"max_epochs": self.max_epochs, "params": {k: p.to_dict() for k, p in sorted(self.params.items())}}
 
+    def baseline_params(self, config: TrainConfig) -> dict[str, Any]:
+        """`config`'s values of the sampled parameters, for enqueuing it as a trial (Ray Tune's
+        points_to_evaluate). A value outside this space is left out, so the sampler draws it."""
+        chosen = {}
+        for name, param in self.params.items():
+            value = getattr(config, name)
+            if isinstance(param, (FloatParam, IntParam)) and param.low <= value <= param.high:
+                chosen[name] = value
+            elif isinstance(param, ChoiceParam) and value in param.choices:
+                chosen[name] = value
+        return chosen
+
 
 def _field_kinds() -> dict[str, type]:
     return {name: type(default) for name, default in TrainConfig.defaults().items()}

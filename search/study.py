@@ -129,6 +129,9 @@ class StudySettings:
     threads: int
     data_checksum: str
     seed: int
+    # Parameters of a first trial to enqueue when the study is created (None: none). Only
+    # creation uses it: reopening a study never adds one.
+    baseline: dict[str, Any] | None = None
 
 
 def study_exists(storage: RDBStorage, name: str) -> bool:
@@ -174,8 +177,14 @@ def open_study(
             "seed": settings.seed,
             "created": now_text(),
         }
+        if settings.baseline:
+            attrs["baseline"] = settings.baseline
         for key, value in attrs.items():
             study.set_user_attr(key, value)
+        if settings.baseline:
+            # The first trial trains a known-good schedule, so the pruner has a time to beat
+            # (and peers) from the start instead of after the first lucky draw.
+            study.enqueue_trial(settings.baseline, user_attrs={"baseline": True})
         return study, []
 
     study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)

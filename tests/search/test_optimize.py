@@ -27,7 +27,7 @@ def test_study_runs_to_n_and_records_everything(capsys, tmp_path, tiny):
         assert a["config"]["max_epochs"] == 4 and a["target"] == 0.6 and a["device"] == "cpu"
         assert a["threads"] >= 1 and a["data_checksum"] and "torch" in a["versions"]
         assert len(a["curve"]) == len(t.intermediate_values) >= 1
-        assert a["outcome"] in ("reached", "diverged", "cannot_win", "underfit", "plateau", "budget")
+        assert a["outcome"] in ("reached", "diverged", "cannot_win", "underfit", "plateau", "out_of_reach", "budget")
         assert a["reason"]
         # intermediate values are validation error per evaluation, for the dashboard's curves
         assert t.intermediate_values[1] == pytest.approx(1 - a["curve"][0]["val_accuracy"])
@@ -37,6 +37,20 @@ def test_study_runs_to_n_and_records_everything(capsys, tmp_path, tiny):
     best = min(complete, key=lambda t: t.value)
     assert f"best: trial {best.number} reached 0.6000 in {best.value:.1f} s" in result.out
     assert "lenet-search dashboard" in result.out and "lenet-search export" in result.out
+    # Trial 0 is the baseline: train's defaults where the tiny space allows them (its lr and
+    # batch sizes exclude 0.05 and 128, so those were drawn).
+    first = trials[0]
+    assert first.user_attrs["baseline"] is True
+    assert {k: first.params[k] for k in ("momentum", "step_size", "gamma")} == {"momentum": 0.9, "step_size": 4, "gamma": 0.3}
+    assert all("baseline" not in t.user_attrs for t in trials[1:])
+
+
+def test_no_baseline_draws_every_trial(capsys, tmp_path, tiny):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    assert _optimize(capsys, tiny, storage, "--trials", "2", "--no-baseline").code == 0
+    trials = _trials(storage)
+    assert all("baseline" not in t.user_attrs for t in trials)
+    assert trials[0].params["momentum"] != 0.9
 
 
 def a_time(t):

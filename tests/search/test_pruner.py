@@ -13,8 +13,12 @@ def _study(**kwargs) -> optuna.Study:
     return optuna.create_study(direction="minimize", pruner=SaturationPruner(TARGET, **kwargs))
 
 
-def _curve(points):
-    return [{"train_seconds": t, "val_accuracy": a} for t, a in points]
+def _curve(points, seconds_per_epoch=None):
+    curve = [{"train_seconds": t, "val_accuracy": a} for t, a in points]
+    if seconds_per_epoch:
+        for p in curve:
+            p["epoch"] = p["train_seconds"] / seconds_per_epoch
+    return curve
 
 
 def _finish(study, points, reached: bool):
@@ -54,10 +58,12 @@ def test_a_healthy_first_trial_is_not_pruned():
     assert at is None
 
 
-def test_chance_level_is_diverged_after_two_evaluations():
+def test_chance_level_is_diverged_after_the_first_evaluation():
     at, decision = _decide(_study(), [(3, 0.10), (6, 0.11), (9, 0.12)])
-    assert at == 2 and decision.rule == "diverged"
-    assert "chance level" in decision.reason
+    assert at == 1 and decision.rule == "diverged"
+    assert "chance level after 1 evaluation" in decision.reason
+    at, _ = _decide(_study(chance_after=2), [(3, 0.10), (6, 0.11), (9, 0.12)])
+    assert at == 2
 
 
 def test_cannot_win_once_slower_than_the_best_time_to_target():
@@ -123,3 +129,62 @@ def test_quantile_sets_how_strict_underfit_is(quantile):
         _finish(study, [(2, acc - 0.05), (4, acc)], reached=False)
     at, _ = _decide(study, [(2, 0.40), (4, 0.47)])
     assert (at is not None) == (quantile == 0.75)
+
+
+def _decide_scheduled(study, points, *, step_size, gamma=0.5, max_epochs=15, seconds_per_epoch=2.0):
+    """Like _decide, for a trial whose curve has epochs and whose config has a StepLR schedule."""
+    trial = study.ask()
+    trial.set_user_attr("config", {"step_size": step_size, "gamma": gamma, "max_epochs": max_epochs})
+    for i in range(1, len(points) + 1):
+        trial.set_user_attr(CURVE_ATTR, _curve(points[:i], seconds_per_epoch))
+        trial.report(1 - points[i - 1][1], i)
+        if trial.should_prune():
+            return i, study.pruner.reasons[trial.number]
+    return None, None
+
+
+# 2 s per epoch, gaining 1 point per epoch from 0.50: at that rate 0.60 comes at epoch 10 (20 s).
+SLOW = [(2 * e, 0.50 + 0.01 * e) for e in range(1, 13)]
+
+
+def test_out_of_reach_before_the_leaders_time():
+    study = _study()
+    _finish(study, [(6, 0.50), (12, 0.61)], reached=True)  # the time to beat: 12 s = epoch 6 here
+    at, decision = _decide_scheduled(study, SLOW, step_size=15)
+    # After 4 epochs (0.54, gaining 1 point per epoch) it would have 0.56 by epoch 6.
+    assert at == 4 and decision.rule == "out_of_reach"
+    assert "by epoch 6.0 (12.0 s, trial 0's time to target)" in decision.reason
+
+
+def test_out_of_reach_waits_for_a_learning_rate_decay_before_the_horizon():
+    study = _study()
+    _finish(study, [(6, 0.50), (12, 0.61)], reached=True)
+    # The LR decays after epoch 5, before epoch 6: the step it brings is not extrapolated.
+    at, decision = _decide_scheduled(study, SLOW, step_size=5)
+    assert at == 6 and decision.rule == "cannot_win"  # only the exact rule, at 12 s
+    # gamma 1 never decays: judged as if no decay were scheduled.
+    at, decision = _decide_scheduled(_study_with_leader(), SLOW, step_size=5, gamma=1.0)
+    assert at == 4 and decision.rule == "out_of_reach"
+
+
+def _study_with_leader():
+    study = _study()
+    _finish(study, [(6, 0.50), (12, 0.61)], reached=True)
+    return study
+
+
+def test_out_of_reach_within_the_epoch_budget_without_a_leader():
+    # No trial has reached the target: the horizon is the 11-epoch budget. At 1 point per epoch
+    # it would have 0.61 by then, so it is kept until its rate drops.
+    flat_later = SLOW[:5] + [(12, 0.553), (14, 0.556), (16, 0.559)]
+    at, decision = _decide_scheduled(_study(), flat_later, step_size=15, max_epochs=11)
+    assert at == 6 and decision.rule == "out_of_reach"
+    assert "its budget of 11 epochs" in decision.reason
+    at, _ = _decide_scheduled(_study(), SLOW[:10], step_size=15, max_epochs=11)
+    assert at is None
+
+
+def test_out_of_reach_needs_the_schedule():
+    study = _study_with_leader()
+    at, decision = _decide(study, [(t, a) for t, a in SLOW])  # no config, no epochs
+    assert decision.rule == "cannot_win"

@@ -82,3 +82,15 @@ def test_space_round_trips_to_a_stable_dict(tmp_path):
     a = load_space(_write(tmp_path, "momentum = 0.9"))
     b = load_space(_write(tmp_path, "momentum = 0.9"))
     assert a.to_dict() == b.to_dict() != load_space(None).to_dict()
+
+
+def test_baseline_params_are_the_defaults_that_lie_inside_the_space(tmp_path):
+    from lenet.train import TrainConfig
+
+    assert load_space(None).baseline_params(TrainConfig()) == {
+        "lr": 0.05, "step_size": 4, "gamma": 0.3, "momentum": 0.9, "batch_size": 128,
+    }  # fmt: skip
+    f = tmp_path / "s.toml"
+    f.write_text("lr = { low = 0.001, high = 0.01 }\nmomentum = 0.95\n[batch_size]\nchoices = [64, 256]\n")
+    # lr 0.05 and batch 128 lie outside: the sampler draws them; a fixed momentum is not a parameter.
+    assert load_space(f).baseline_params(TrainConfig()) == {"step_size": 4, "gamma": 0.3}
