@@ -23,7 +23,8 @@ def format_trial_line(t: FrozenTrial) -> str:
     state = "done" if t.state == TrialState.COMPLETE else t.state.name.lower()
     params = format_params(t.params)
     best = attrs.get("best_val_accuracy")
-    progress = f"{attrs.get('epochs', 0):g} epochs, {attrs.get('train_seconds', 0):.1f} s"
+    epochs = attrs.get("epochs", 0)
+    progress = f"{epochs:g} epoch{'' if epochs == 1 else 's'}, {attrs.get('train_seconds', 0):.1f} s"
     if best is not None:
         progress += f", best val {best:.4f}"
     head = f"trial {t.number:>3} {state:<7}"
