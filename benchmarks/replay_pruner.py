@@ -82,7 +82,7 @@ def main() -> None:
     settings = dict(
         chance_after=args.chance_after, min_peers=args.min_peers, peer_quantile=args.peer_quantile,
         underfit_margin=args.underfit_margin, plateau_evals=args.plateau_evals,
-        reach_evals=args.reach_evals if args.reach_evals > 0 else 10**9,
+        reach_evals=args.reach_evals,
     )  # fmt: skip
     complete = [t.value for t in source.trials if t.state == TrialState.COMPLETE]
     unpruned_best = min(complete) if complete else None

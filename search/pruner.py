@@ -76,7 +76,7 @@ class SaturationPruner(BasePruner):
         underfit_margin: float = 0.01,
         plateau_evals: int = 3,
         plateau_delta: float = 0.005,
-        reach_evals: int = 3,
+        reach_evals: int = 3,  # 0 turns the out-of-reach rule off
     ) -> None:
         self.target = target
         self.chance = chance
@@ -151,7 +151,7 @@ class SaturationPruner(BasePruner):
         curve = trial.user_attrs.get(CURVE_ATTR, [])
         config = trial.user_attrs.get("config")
         k = self.reach_evals
-        if not config or len(curve) <= k or any("epoch" not in p for p in curve):
+        if k < 1 or not config or len(curve) <= k or any("epoch" not in p for p in curve):
             return None
         epoch, seconds = curve[-1]["epoch"], curve[-1]["train_seconds"]
         horizon, limit = float(config["max_epochs"]), f"its budget of {config['max_epochs']} epochs"

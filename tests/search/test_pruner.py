@@ -154,6 +154,10 @@ def test_out_of_reach_before_the_leaders_time():
     # After 4 epochs (0.54, gaining 1 point per epoch) it would have 0.56 by epoch 6.
     assert at == 4 and decision.rule == "out_of_reach"
     assert "by epoch 6.0 (12.0 s, trial 0's time to target)" in decision.reason
+    study = _study(reach_evals=0)  # the rule turned off: only the exact one remains
+    _finish(study, [(6, 0.50), (12, 0.61)], reached=True)
+    at, decision = _decide_scheduled(study, SLOW, step_size=15)
+    assert at == 6 and decision.rule == "cannot_win"
 
 
 def test_out_of_reach_waits_for_a_learning_rate_decay_before_the_horizon():
