@@ -15,6 +15,7 @@ import torch
 
 from lenet.data import DeviceData
 from lenet.train import EvalRecord, TrainConfig, train
+from search.baseline import BASELINE_ATTR, BASELINE_TRIAL, baseline_of
 from search.pruner import CURVE_ATTR, SaturationPruner
 from search.provenance import library_versions
 from search.space import SearchSpace
@@ -50,6 +51,8 @@ class Objective:
             "data_checksum": self.data.checksum,
             "versions": library_versions(),
         }
+        if trial.number == BASELINE_TRIAL and baseline_of(trial.study.user_attrs):
+            info[BASELINE_ATTR] = True
         for key, value in info.items():
             trial.set_user_attr(key, value)
 

@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lenet.data import load_dataset
 from lenet.device import set_threads
+from search.baseline import with_baseline
 from search.objective import Objective, SurplusTrial, TrialFailed
 from search.space import SearchSpace
 from search.study import (
@@ -100,6 +101,7 @@ def run_worker(spec: RunSpec, worker_index: int = 0, on_trial: TrialCallback | N
         sampler=make_sampler(spec.sampler, seed),
         pruner=make_pruner(spec.pruner, spec.target),
     )
+    study.sampler = with_baseline(study.sampler, study.user_attrs)
     try:
         _run_trials(spec, study, threads, on_trial)
     finally:

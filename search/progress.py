@@ -7,6 +7,8 @@ import sys
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from search.baseline import BASELINE_ATTR
+
 PARAM_LABELS = {"lr": "lr", "batch_size": "bs", "step_size": "step", "gamma": "gamma", "momentum": "mom"}
 
 
@@ -31,7 +33,7 @@ def format_trial_line(t: FrozenTrial) -> str:
     if t.state == TrialState.COMPLETE:
         head += f" {t.value:6.1f} s to target"
     reason = attrs.get("reason", "")
-    if attrs.get("baseline"):
+    if attrs.get(BASELINE_ATTR):
         reason = f"baseline (train's defaults): {reason}"
     return f"{head} | {params} | {progress} | {reason}"
 

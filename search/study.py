@@ -15,6 +15,7 @@ import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from search.baseline import BASELINE_ATTR
 from search.pruner import SaturationPruner
 from search.provenance import now_text
 from search.space import SearchSpace
@@ -129,8 +130,8 @@ class StudySettings:
     threads: int
     data_checksum: str
     seed: int
-    # Parameters of a first trial to enqueue when the study is created (None: none). Only
-    # creation uses it: reopening a study never adds one.
+    # Parameters of trial 0 (search.baseline), stored when the study is created (None: no
+    # baseline). Reopening a study never changes them.
     baseline: dict[str, Any] | None = None
 
 
@@ -178,13 +179,9 @@ def open_study(
             "created": now_text(),
         }
         if settings.baseline:
-            attrs["baseline"] = settings.baseline
+            attrs[BASELINE_ATTR] = settings.baseline
         for key, value in attrs.items():
             study.set_user_attr(key, value)
-        if settings.baseline:
-            # The first trial trains a known-good schedule, so the pruner has a time to beat
-            # (and peers) from the start instead of after the first lucky draw.
-            study.enqueue_trial(settings.baseline, user_attrs={"baseline": True})
         return study, []
 
     study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)

@@ -125,6 +125,9 @@ def _concurrent(capsys, tiny, storage, jobs, trials, name):
     assert len(finished) == trials
     assert len({t.number for t in all_trials}) == len(all_trials)
     assert not [t for t in all_trials if t.state == TrialState.RUNNING]
+    # The baseline is trained once, by whichever worker got trial 0 (an enqueued trial could
+    # be popped by two workers at once on SQLite: optuna/optuna#4002).
+    assert [t.number for t in all_trials if t.user_attrs.get("baseline")] == [0]
     return all_trials
 
 

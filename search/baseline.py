@@ -1,0 +1,75 @@
+"""The baseline: a new study's trial 0 trains a known-good schedule.
+
+The search then has a time to beat, and a peer, from its first minute, as Ray Tune's
+`points_to_evaluate` gives it. The schedule is stored in the study's attributes when the study
+is created, and every worker's sampler gives its values to trial number 0.
+
+Not `study.enqueue_trial`: SQLite ignores `SELECT ... FOR UPDATE`, so two worker processes
+can both pop the same enqueued trial and train it twice (optuna/optuna#4002; seen here with
+4 workers). Trial numbers are unique (Optuna derives them from the row id inside the insert's
+transaction), so "trial 0" is claimed by exactly one worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+
+BASELINE_ATTR = "baseline"  # study attribute: the parameters; trial attribute: True
+BASELINE_TRIAL = 0
+
+
+def baseline_of(study_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The baseline parameters a study was created with, if any."""
+    params = study_attrs.get(BASELINE_ATTR)
+    return dict(params) if params else None
+
+
+class BaselineSampler(BaseSampler):
+    """Gives trial 0 the baseline's values (parameters it lacks are drawn); every other trial,
+    and everything else, is the base sampler's."""
+
+    def __init__(self, params: Mapping[str, Any], base: BaseSampler) -> None:
+        self.params = dict(params)
+        self.base = base
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        if trial.number == BASELINE_TRIAL:
+            return {}  # every parameter of trial 0 goes through sample_independent
+        return self.base.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self.base.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        if trial.number == BASELINE_TRIAL and param_name in self.params:
+            value = self.params[param_name]
+            if param_distribution._contains(param_distribution.to_internal_repr(value)):
+                return value
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+
+def with_baseline(sampler: BaseSampler, study_attrs: Mapping[str, Any]) -> BaseSampler:
+    """`sampler`, wrapped to give trial 0 the study's baseline if it has one."""
+    params = baseline_of(study_attrs)
+    return BaselineSampler(params, sampler) if params else sampler
