@@ -7,7 +7,8 @@ is created, and every worker's sampler gives its values to trial number 0.
 Not `study.enqueue_trial`: SQLite ignores `SELECT ... FOR UPDATE`, so two worker processes
 can both pop the same enqueued trial and train it twice (optuna/optuna#4002; seen here with
 4 workers). Trial numbers are unique (Optuna derives them from the row id inside the insert's
-transaction), so "trial 0" is claimed by exactly one worker.
+transaction), so "trial 0" is claimed by exactly one worker. If trial 0 fails (its worker was
+killed), the baseline is not repeated: the retry is an ordinary trial.
 """
 
 from __future__ import annotations
