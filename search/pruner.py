@@ -159,6 +159,8 @@ class SaturationPruner(BasePruner):
             leader_epoch = leader.value * epoch / seconds  # this trial's epochs in the leader's time
             if leader_epoch < horizon:
                 horizon, limit = leader_epoch, f"{leader.value:.1f} s, trial {leader.number}'s time to target"
+        if horizon <= epoch:
+            return None  # its last epoch: it ends out of budget, which says it better
         step = config["step_size"]
         # Decays at epoch boundaries >= `epoch` have not shown in the curve yet.
         if config["gamma"] < 1 and math.ceil(epoch / step) * step < horizon:

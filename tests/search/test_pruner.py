@@ -186,6 +186,9 @@ def test_out_of_reach_within_the_epoch_budget_without_a_leader():
     assert "its budget of 11 epochs" in decision.reason
     at, _ = _decide_scheduled(_study(), SLOW[:10], step_size=15, max_epochs=11)
     assert at is None
+    # At its last epoch there is nothing left to extrapolate: it ends out of budget instead.
+    at, _ = _decide_scheduled(_study(), SLOW[:4], step_size=15, max_epochs=4)
+    assert at is None
 
 
 def test_out_of_reach_needs_the_schedule():
