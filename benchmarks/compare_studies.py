@@ -14,11 +14,12 @@ from collections import Counter
 import optuna
 from optuna.trial import TrialState
 
+from search.trials import best_completed
+
 
 def summarise(study: optuna.Study) -> dict:
     trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = min(complete, key=lambda t: t.value) if complete else None
+    best = best_completed(trials)
     images = 0
     for t in trials:
         curve = t.user_attrs.get("curve", [])

@@ -54,7 +54,7 @@ def replay(
                 break
         seconds = curve[at - 1]["train_seconds"]
         spent += seconds
-        total += past.user_attrs.get("train_seconds", curve[-1]["train_seconds"] / factor) * factor
+        total += curve[-1]["train_seconds"]  # what the unpruned trial spent (it ran its whole curve)
         outcomes[outcome] += 1
         if outcome == "reached":
             study.tell(trial, seconds)
