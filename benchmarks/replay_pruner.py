@@ -1,7 +1,7 @@
 """Replay a finished study's learning curves through the saturation pruner, without training.
 
     python benchmarks/replay_pruner.py --storage sqlite:///studies/compare.db unpruned-30
-    python benchmarks/replay_pruner.py --storage sqlite:///studies/compare.db unpruned-30 --min-peers 4 --jitter 30
+    python benchmarks/replay_pruner.py --storage sqlite:///studies/compare.db unpruned-30 --min-epochs 2 --jitter 30
 
 Takes a study run with `--pruner none` (whose trials ran to the target or their budget), feeds
 each trial's curve, in trial order, to a pruner in an in-memory study, and prints how much of
@@ -18,6 +18,7 @@ seconds scaled by a random factor within +-8 % (the spread of epoch times measur
 from __future__ import annotations
 
 import argparse
+import inspect
 import random
 import statistics
 from collections import Counter
@@ -64,26 +65,25 @@ def replay(
     return 1 - spent / total, best, outcomes
 
 
+# SaturationPruner's settings that can be replayed with other values; defaults are its own.
+TUNABLE = ("chance_epochs", "lookahead", "min_peers", "min_epochs", "peer_quantile", "underfit_margin",
+           "plateau_epochs", "reach_epochs")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--storage", default="sqlite:///studies/compare.db")
     parser.add_argument("study", help="a study run with --pruner none")
-    parser.add_argument("--chance-after", type=int, default=1)
-    parser.add_argument("--min-peers", type=int, default=3)
-    parser.add_argument("--peer-quantile", type=float, default=0.5)
-    parser.add_argument("--underfit-margin", type=float, default=0.01)
-    parser.add_argument("--plateau-evals", type=int, default=3)
-    parser.add_argument("--reach-evals", type=int, default=3, help="0 turns the out-of-reach rule off")
+    defaults = {name: p.default for name, p in inspect.signature(SaturationPruner).parameters.items()}
+    for name in TUNABLE:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(defaults[name]), default=defaults[name],
+                            help=f"SaturationPruner's {name} (default: %(default)s; reach-epochs 0 turns that rule off)")  # fmt: skip
     parser.add_argument("--jitter", type=int, default=0, metavar="N", help="replays with timing noise (see above)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     source = optuna.load_study(study_name=args.study, storage=args.storage)
     target = source.user_attrs["target"]
-    settings = dict(
-        chance_after=args.chance_after, min_peers=args.min_peers, peer_quantile=args.peer_quantile,
-        underfit_margin=args.underfit_margin, plateau_evals=args.plateau_evals,
-        reach_evals=args.reach_evals,
-    )  # fmt: skip
+    settings = {name: getattr(args, name) for name in TUNABLE}
     complete = [t.value for t in source.trials if t.state == TrialState.COMPLETE]
     unpruned_best = min(complete) if complete else None
     saved, best, outcomes = replay(source, target, **settings)

@@ -18,7 +18,7 @@ from lenet.device import resolve_device
 from lenet.train import EvalRecord, TrainConfig
 from search.configfile import ConfigFileError, load_config_file
 from search.provenance import stamp
-from search.space import DEFAULT_MAX_EPOCHS
+from search.space import DEFAULT_EVALS_PER_EPOCH, DEFAULT_MAX_EPOCHS
 from search.study import DEFAULT_STORAGE, DEFAULT_STUDY, PRUNERS, SAMPLERS
 from search.target import DEFAULT_TARGET
 
@@ -194,7 +194,7 @@ def train(
     click.echo(f"started {m['started']}, finished {m['finished']} on {m['device']}"
                + (f" ({m['threads']} threads)" if m["threads"] else ""))  # fmt: skip
     click.echo(f"outcome: {m['outcome']} ({m['reason']})")
-    click.echo(f"epochs: {m['epochs']:g}, training time: {m['train_seconds']:.1f} s "
+    click.echo(f"epochs: {m['epochs']:.4g}, training time: {m['train_seconds']:.1f} s "
                f"(wall {m['wall_seconds']:.1f} s with evaluation)")  # fmt: skip
     click.echo(f"validation accuracy: best {m['best_val_accuracy']:.4f}, final {m['final_val_accuracy']:.4f}")
     if target is not None:
@@ -202,7 +202,7 @@ def train(
             click.echo(f"target {target:.4f}: not reached")
         else:
             click.echo(f"target {target:.4f}: reached after {m['seconds_to_target']:.1f} s of training "
-                       f"(epoch {m['epochs_to_target']:g})")  # fmt: skip
+                       f"(epoch {m['epochs_to_target']:.4g})")  # fmt: skip
             if reported:
                 change = 100 * (m["seconds_to_target"] / reported - 1)
                 click.echo(f"  the exported trial reported {reported:.1f} s ({change:+.0f} % here)")
@@ -312,6 +312,9 @@ def study_option(f):
 @device_option
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None,
               help=f"Epoch budget per trial. [default: the --space file's, else {DEFAULT_MAX_EPOCHS}]")  # fmt: skip
+@click.option("--evals-per-epoch", type=click.IntRange(min=1), default=None,
+              help=f"Validation evaluations per epoch: where time to target is measured and the pruner decides. "
+                   f"[default: the --space file's, else {DEFAULT_EVALS_PER_EPOCH}]")  # fmt: skip
 @click.option("--target", "target_text", default=None, metavar="ACC|auto",
               help=f"Validation accuracy that counts as saturated; 'auto' calibrates it on this data. Stored with "
                    f"the study; reopening with another is refused. [default: the study's, else {DEFAULT_TARGET}]")  # fmt: skip
@@ -334,7 +337,8 @@ def study_option(f):
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-trial lines.")
 def optimize(
     trials: int, study_name: str, storage: str, data: str | None, device: str, max_epochs: int | None,
-    target_text: str | None, sampler: str, pruner: str, jobs: int, timeout: float | None, seed: int,
+    evals_per_epoch: int | None, target_text: str | None, sampler: str, pruner: str, jobs: int,
+    timeout: float | None, seed: int,
     space_file: Path | None, baseline: bool, val_size: int, quiet: bool,
 ) -> None:  # fmt: skip
     """Search for the schedule that reaches the target validation accuracy in the least
@@ -352,7 +356,8 @@ def optimize(
     quiet_optuna()
     prepared = prepare(
         study_name=study_name, storage_url=storage, n_trials=trials, target_text=target_text,
-        space_file=space_file, max_epochs=max_epochs, sampler=sampler, pruner=pruner, seed=seed,
+        space_file=space_file, max_epochs=max_epochs, evals_per_epoch=evals_per_epoch, sampler=sampler,
+        pruner=pruner, seed=seed,
         data=data, device=device, jobs=jobs, timeout=timeout, val_size=val_size, baseline=baseline,
         on_calibrate=None if quiet else lambda: click.echo("calibrating the target (training the reference schedule)...", err=True),
     )  # fmt: skip
@@ -409,7 +414,7 @@ def _run_study(prepared: "Prepared", trials: int, study_name: str, storage: str,
     else:
         cfg = best["config"]
         click.echo(f"best: trial {best['number']} reached {spec.target:.4f} in {best['seconds_to_target']:.1f} s of "
-                   f"training (epoch {best['epochs_to_target']:g}, best val {best['best_val_accuracy']:.4f})")  # fmt: skip
+                   f"training (epoch {best['epochs_to_target']:.4g}, best val {best['best_val_accuracy']:.4f})")  # fmt: skip
         click.echo(f"  schedule: lr {cfg.get('lr'):.4g}, batch {cfg.get('batch_size')}, StepLR every "
                    f"{cfg.get('step_size')} epochs x {cfg.get('gamma'):.3g}, momentum {cfg.get('momentum'):.3g}")  # fmt: skip
     click.echo(f"stored in {storage} as study {study_name!r}")
@@ -526,7 +531,7 @@ def studies_show(ctx: click.Context, name: str, storage: str | None, top: int) -
     for t in top_trials(study, top):
         value = f"{t.value:.1f}" if t.state == TrialState.COMPLETE else "-"  # a pruned trial's value is its last error
         a = t.user_attrs
-        click.echo(f"{t.number:>5} {t.state.name.lower():<8}{value:>12}{a.get('epochs', 0):>7g}"
+        click.echo(f"{t.number:>5} {t.state.name.lower():<8}{value:>12}{a.get('epochs', 0):>7.4g}"
                    f"{a.get('best_val_accuracy', 0):>9.4f}  {format_params(t.params)} | {a.get('reason', '')}")  # fmt: skip
 
 

@@ -56,6 +56,7 @@ def prepare(
     space_file: Path | None,
     max_epochs: int | None,
     sampler: str,
+    evals_per_epoch: int | None = None,
     pruner: str,
     seed: int,
     data: str | None,
@@ -67,7 +68,7 @@ def prepare(
     on_calibrate=None,
 ) -> Prepared:
     target = parse_target(target_text)
-    space = load_space(space_file, max_epochs)
+    space = load_space(space_file, max_epochs, evals_per_epoch)
     sampler_obj = make_sampler(sampler, seed)  # unknown names fail here, before anything is written
     dev = resolve_device(device)
     threads = threads_per_worker(jobs) if dev.type == "cpu" else 1

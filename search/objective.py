@@ -61,7 +61,10 @@ class Objective:
 
         def on_eval(record: EvalRecord) -> str | None:
             curve.append(record.to_dict())
-            trial.report(1.0 - record.val_accuracy, step=len(curve))
+            if record.epoch.is_integer():
+                # Intermediate values by epoch, for the dashboard's curves and Optuna's pruners;
+                # the evaluations within an epoch are in the curve, for this project's pruner.
+                trial.report(1.0 - record.val_accuracy, step=int(record.epoch))
             trial.set_user_attr(CURVE_ATTR, curve)
             if record.val_accuracy >= self.target:
                 return "reached the target"
@@ -94,7 +97,7 @@ class Objective:
             "images_to_target": reached.images if reached else None,
         }
         if reached is not None:
-            rule, reason = "reached", f"reached {reached.val_accuracy:.4f} >= {self.target:.4f} at epoch {reached.epoch:g}"
+            rule, reason = "reached", f"reached {reached.val_accuracy:.4f} >= {self.target:.4f} at epoch {reached.epoch:.4g}"
         elif result.outcome == "diverged":
             rule, reason = "diverged", f"diverged: {result.reason}"
         elif pruned:
@@ -121,7 +124,7 @@ class Objective:
             f"**Outcome**: {summary['outcome']}: {summary['reason']}",
             f"**Target** validation accuracy {self.target:.4f}: "
             + (f"reached after {to_target:.1f} s of training" if to_target is not None else "not reached"),
-            f"Best validation accuracy {summary['best_val_accuracy']:.4f} after {summary['epochs']:g} epochs, "
+            f"Best validation accuracy {summary['best_val_accuracy']:.4f} after {summary['epochs']:.4g} epochs, "
             f"{summary['train_seconds']:.1f} s of training on {self.data.device}.",
         ]
         optuna_dashboard.save_note(trial, "\n\n".join(lines))
@@ -147,6 +150,6 @@ class Objective:
             return decision.rule, decision.reason
         name = type(pruner).__name__.removesuffix("Pruner").lower()
         return name, (
-            f"{name} pruner: validation error {1 - record.val_accuracy:.4f} at epoch {record.epoch:g} "
+            f"{name} pruner: validation error {1 - record.val_accuracy:.4f} at epoch {record.epoch:.4g} "
             f"({record.train_seconds:.1f} s)"
         )

@@ -2,22 +2,28 @@
 
 Five rules, checked in this order at every evaluation, each leaving a reason in the trial:
 
-1. diverged: validation accuracy still at chance level after the first evaluation (a NaN
-   or infinite loss is caught by the training loop itself);
-2. cannot win: the trial has trained longer than the best time-to-target found so far. It
-   can no longer beat it, so the rule is exact and applies from the first completed trial;
+1. diverged: validation accuracy still at chance level after the first epoch (a NaN or
+   infinite loss is caught by the training loop itself);
+2. cannot win: the trial has trained longer than the best time-to-target found so far, or
+   will have by its next evaluation (evaluations come at a steady pace, and time to target is
+   measured at evaluations). It can no longer beat it, so the rule applies from the first
+   completed trial;
 3. underfit: clearly behind its finished peers at equal *training time* (not equal epoch:
    an epoch at batch 32 costs more time than one at batch 2048), once enough peers exist;
-4. plateaued: no real improvement over the last evaluations while still below the target;
-5. out of reach: even gaining as fast as over its last evaluations, it would not reach the
-   target before it loses to the best time-to-target (or runs out of epochs). Learning curves
+4. plateaued: no real improvement over the last epochs while still below the target;
+5. out of reach: even gaining as fast as over its last epochs, it would not reach the target
+   before it loses to the best time-to-target (or runs out of epochs). Learning curves
    flatten between learning-rate decays, so this linear extrapolation is optimistic; a decay
    lifts the curve by a step no extrapolation foresees, so the rule waits while one is still
    to come before that point.
 
+The windows of rules 1, 3, 4 and 5 are in epochs, not evaluations, so that evaluating more
+often (`evals_per_epoch`) gives the rules more chances to decide without making them judge
+on shorter stretches of a noisy curve.
+
 Trials report their learning curve as the user attribute `curve` (a list of points with
-`train_seconds`, `val_accuracy` and, for rule 5, `epoch`) before asking whether to prune;
-rule 5 also reads the trial's `config` attribute (step_size, gamma, max_epochs).
+`train_seconds`, `val_accuracy` and `epoch`) before asking whether to prune; rule 5 also
+reads the trial's `config` attribute (step_size, gamma, max_epochs).
 """
 
 from __future__ import annotations
@@ -69,26 +75,29 @@ class SaturationPruner(BasePruner):
         *,
         chance: float = 0.1,
         chance_margin: float = 0.05,
-        chance_after: int = 1,
+        chance_epochs: float = 1.0,
+        lookahead: float = 0.9,
         min_peers: int = 3,
-        min_evals: int = 2,
+        min_epochs: float = 1.5,
         peer_quantile: float = 0.5,
         underfit_margin: float = 0.01,
-        plateau_evals: int = 3,
+        plateau_epochs: float = 3.0,
         plateau_delta: float = 0.005,
-        reach_evals: int = 3,  # 0 turns the out-of-reach rule off
+        reach_epochs: float = 3.0,  # 0 turns the out-of-reach rule off
     ) -> None:
         self.target = target
         self.chance = chance
         self.chance_margin = chance_margin
-        self.chance_after = chance_after
+        self.chance_epochs = chance_epochs
+        # Rule 2 looks this fraction of the shortest interval between evaluations ahead.
+        self.lookahead = lookahead
         self.min_peers = min_peers
-        self.min_evals = min_evals
+        self.min_epochs = min_epochs
         self.peer_quantile = peer_quantile
         self.underfit_margin = underfit_margin
-        self.plateau_evals = plateau_evals
+        self.plateau_epochs = plateau_epochs
         self.plateau_delta = plateau_delta
-        self.reach_evals = reach_evals
+        self.reach_epochs = reach_epochs
         self.reasons: dict[int, Decision] = {}
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -98,29 +107,40 @@ class SaturationPruner(BasePruner):
         return decision is not None
 
     def decide(self, study: optuna.Study, trial: FrozenTrial) -> Decision | None:
-        points = curve_points(trial)
-        if not points:
+        curve = trial.user_attrs.get(CURVE_ATTR, [])
+        if not curve:
             return None
-        seconds, _ = points[-1]
+        points = curve_points(trial)
+        epochs = curve_epochs(curve)
+        seconds, now = points[-1][0], epochs[-1]
         best = max(a for _, a in points)
         if best >= self.target:
             return None  # it has reached the target: the objective completes it
 
-        if len(points) >= self.chance_after and best < self.chance + self.chance_margin:
+        if now >= self.chance_epochs - EPS and best < self.chance + self.chance_margin:
             return Decision(
                 "diverged",
-                f"diverged: validation accuracy {best:.3f} is still at chance level after {len(points)} evaluation{'' if len(points) == 1 else 's'}",
+                f"diverged: validation accuracy {best:.3f} is still at chance level after {_epochs_text(now)}",
             )
 
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         leader = best_completed(finished)
-        if leader is not None and seconds >= leader.value:
-            return Decision(
-                "cannot_win",
-                f"cannot win: {seconds:.1f} s trained, trial {leader.number} reached the target in {leader.value:.1f} s",
-            )
+        if leader is not None:
+            times = [t for t, _ in points]
+            gap = min(b - a for a, b in zip([0.0, *times], times))  # shortest interval between evaluations
+            if seconds >= leader.value:
+                return Decision(
+                    "cannot_win",
+                    f"cannot win: {seconds:.1f} s trained, trial {leader.number} reached the target in {leader.value:.1f} s",
+                )
+            if seconds + self.lookahead * gap >= leader.value:
+                return Decision(
+                    "cannot_win",
+                    f"cannot win: {seconds:.1f} s trained and evaluations {gap:.1f} s apart, its next comes after "
+                    f"trial {leader.number}'s time to target, {leader.value:.1f} s",
+                )
 
-        if len(points) >= self.min_evals:
+        if now >= self.min_epochs - EPS:
             peers = [best_so_far_at(curve_points(t), seconds) for t in finished if t.number != trial.number]
             peers = sorted(p for p in peers if p is not None)
             if len(peers) >= self.min_peers:
@@ -132,46 +152,71 @@ class SaturationPruner(BasePruner):
                         f"{len(peers)} peers had {bar:.3f} (quantile {self.peer_quantile:g}) by then",
                     )
 
-        k = self.plateau_evals
-        if len(points) > k:
-            before = max(a for _, a in points[:-k])
-            recent = max(a for _, a in points[-k:])
+        split = _window_start(epochs, self.plateau_epochs)
+        if split is not None:
+            before = max(a for _, a in points[:split])
+            recent = max(a for _, a in points[split:])
             if recent - before < self.plateau_delta:
                 change = (
                     f"gained {100 * (recent - before):.2f} points" if recent > before else f"did not improve on {before:.3f}"
                 )
                 return Decision(
                     "plateau",
-                    f"plateaued: best validation accuracy {best:.3f} {change} in the last {k} evaluations, "
-                    f"below the target {self.target:.3f}",
+                    f"plateaued: best validation accuracy {best:.3f} {change} in the last "
+                    f"{_epochs_text(self.plateau_epochs)}, below the target {self.target:.3f}",
                 )
-        return self._out_of_reach(trial, best, leader)
+        return self._out_of_reach(trial, points, epochs, best, leader)
 
-    def _out_of_reach(self, trial: FrozenTrial, best: float, leader: FrozenTrial | None) -> Decision | None:
-        curve = trial.user_attrs.get(CURVE_ATTR, [])
+    def _out_of_reach(
+        self,
+        trial: FrozenTrial,
+        points: list[tuple[float, float]],
+        epochs: list[float],
+        best: float,
+        leader: FrozenTrial | None,
+    ) -> Decision | None:
         config = trial.user_attrs.get("config")
-        k = self.reach_evals
-        if k < 1 or not config or len(curve) <= k or any("epoch" not in p for p in curve):
+        split = _window_start(epochs, self.reach_epochs) if self.reach_epochs > 0 else None
+        if not config or split is None:
             return None
-        epoch, seconds = curve[-1]["epoch"], curve[-1]["train_seconds"]
+        epoch, seconds = epochs[-1], points[-1][0]
         horizon, limit = float(config["max_epochs"]), f"its budget of {config['max_epochs']} epochs"
         if leader is not None and seconds > 0:
             leader_epoch = leader.value * epoch / seconds  # this trial's epochs in the leader's time
             if leader_epoch < horizon:
                 horizon, limit = leader_epoch, f"{leader.value:.1f} s, trial {leader.number}'s time to target"
-        if horizon <= epoch:
+        if horizon <= epoch + EPS:
             return None  # its last epoch: it ends out of budget, which says it better
         step = config["step_size"]
         # Decays at epoch boundaries >= `epoch` have not shown in the curve yet.
-        if config["gamma"] < 1 and math.ceil(epoch / step) * step < horizon:
+        if config["gamma"] < 1 and math.ceil(epoch / step - EPS) * step < horizon:
             return None
-        before = max(p["val_accuracy"] for p in curve[:-k])
-        rate = max(0.0, best - before) / (epoch - curve[-k - 1]["epoch"])
+        before = max(a for _, a in points[:split])
+        rate = max(0.0, best - before) / (epoch - epochs[split - 1])
         reach = best + rate * (horizon - epoch)
         if reach >= self.target:
             return None
         return Decision(
             "out_of_reach",
-            f"out of reach: gaining {100 * rate:.2f} points per epoch (last {k} evaluations), it would have "
-            f"{reach:.3f} by epoch {horizon:.1f} ({limit}), below the target {self.target:.3f}",
+            f"out of reach: gaining {100 * rate:.2f} points per epoch (last {_epochs_text(self.reach_epochs)}), "
+            f"it would have {reach:.3f} by epoch {horizon:.1f} ({limit}), below the target {self.target:.3f}",
         )
+
+
+EPS = 1e-6  # evaluation epochs are fractions like 0.52 or 2.0; compare them with a tolerance
+
+
+def curve_epochs(curve: Sequence[dict]) -> list[float]:
+    """The epoch of each evaluation; a curve without epochs counts one evaluation an epoch."""
+    return [p.get("epoch", i) for i, p in enumerate(curve, start=1)]
+
+
+def _window_start(epochs: Sequence[float], span: float) -> int | None:
+    """Index of the first evaluation within the last `span` epochs, or None when the curve
+    does not reach back that far (there must be an evaluation `span` epochs ago or earlier)."""
+    split = bisect.bisect_right(epochs, epochs[-1] - span + EPS)
+    return split if split >= 1 else None
+
+
+def _epochs_text(epochs: float) -> str:
+    return f"{epochs:.4g} epoch{'' if epochs == 1 else 's'}"

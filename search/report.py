@@ -66,7 +66,7 @@ def _html(study, trials, best, outcomes, files) -> str:
     rows = "".join(
         f"<tr><td>{t.number}</td><td>{t.state.name.lower()}</td>"
         f"<td>{f'{t.value:.1f}' if t.state == TrialState.COMPLETE else '-'}</td>"
-        f"<td>{t.user_attrs.get('best_val_accuracy', 0):.4f}</td><td>{t.user_attrs.get('epochs', 0):g}</td>"
+        f"<td>{t.user_attrs.get('best_val_accuracy', 0):.4f}</td><td>{t.user_attrs.get('epochs', 0):.4g}</td>"
         f"<td>{html.escape(format_params(t.params))}</td><td>{html.escape(t.user_attrs.get('reason', ''))}</td></tr>"
         for t in best
     )

@@ -40,7 +40,7 @@ def train_and_test(
         if on_eval is not None:
             on_eval(record)
         if stop_at_target and record.val_accuracy >= target:
-            return f"reached the target {target:.4f} at epoch {record.epoch:g}"
+            return f"reached the target {target:.4f} at epoch {record.epoch:.4g}"
         return None
 
     started = now_text()

@@ -16,6 +16,8 @@ A `--space FILE` (TOML) narrows, widens or fixes any parameter:
     value = 0.9         # fixed: not sampled
     [budget]
     max_epochs = 12
+    evals_per_epoch = 2 # validation evaluations per epoch: where time to target is measured
+                        # and where the pruner decides
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class FixedParam:
 
 Param = Union[FloatParam, IntParam, ChoiceParam, FixedParam]
 DEFAULT_MAX_EPOCHS = 15
+# Two evaluations per epoch: time to target is measured to half an epoch, and the pruner can
+# stop a trial half an epoch sooner (docs/search.md has the replays and the pair of studies).
+DEFAULT_EVALS_PER_EPOCH = 2
 
 
 def default_params(max_epochs: int = DEFAULT_MAX_EPOCHS) -> dict[str, Param]:
@@ -99,10 +104,12 @@ def default_params(max_epochs: int = DEFAULT_MAX_EPOCHS) -> dict[str, Param]:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Sampled and fixed TrainConfig fields, plus the per-trial epoch budget."""
+    """Sampled and fixed TrainConfig fields, plus the per-trial budget: epochs, and the
+    evaluations per epoch that time to target is measured at."""
 
     params: dict[str, Param] = field(default_factory=default_params)
     max_epochs: int = DEFAULT_MAX_EPOCHS
+    evals_per_epoch: int = DEFAULT_EVALS_PER_EPOCH
 
     def __post_init__(self) -> None:
         validate(self)
@@ -110,10 +117,14 @@ class SearchSpace:
     def sample(self, trial: optuna.Trial, base: TrainConfig) -> TrainConfig:
         """A TrainConfig with every parameter drawn (or fixed) for this trial."""
         values = {name: param.suggest(trial, name) for name, param in self.params.items()}
-        return replace(base, max_epochs=self.max_epochs, **values)
+        return replace(base, max_epochs=self.max_epochs, evals_per_epoch=self.evals_per_epoch, **values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_epochs": self.max_epochs, "params": {k: p.to_dict() for k, p in sorted(self.params.items())}}
+        return {
+            "max_epochs": self.max_epochs,
+            "evals_per_epoch": self.evals_per_epoch,
+            "params": {k: p.to_dict() for k, p in sorted(self.params.items())},
+        }
 
     def baseline_params(self, config: TrainConfig) -> dict[str, Any]:
         """`config`'s values of the sampled parameters, for enqueuing it as a trial (Ray Tune's
@@ -128,17 +139,23 @@ class SearchSpace:
         return chosen
 
 
+BUDGET = ("max_epochs", "evals_per_epoch")  # the [budget] table: the same for every trial
+NOT_SEARCHED = {*BUDGET, "seed"}
+
+
 def _field_kinds() -> dict[str, type]:
     return {name: type(default) for name, default in TrainConfig.defaults().items()}
 
 
 def validate(space: SearchSpace) -> None:
     kinds = _field_kinds()
-    if space.max_epochs < 1:
-        raise SpaceError(f"max_epochs must be at least 1, got {space.max_epochs}")
+    for name in BUDGET:
+        value = getattr(space, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SpaceError(f"{name} must be an integer of at least 1, got {value!r}")
     for name, p in space.params.items():
-        if name not in kinds or name in ("max_epochs", "seed"):
-            raise SpaceError(f"unknown search parameter {name!r} (searchable: {', '.join(sorted(set(kinds) - {'max_epochs', 'seed'}))})")
+        if name not in kinds or name in NOT_SEARCHED:
+            raise SpaceError(f"unknown search parameter {name!r} (searchable: {', '.join(sorted(set(kinds) - NOT_SEARCHED))})")
         if isinstance(p, (FloatParam, IntParam)):
             if not (math.isfinite(p.low) and math.isfinite(p.high)):
                 raise SpaceError(f"{name}: low and high must be finite numbers")
@@ -209,8 +226,8 @@ def _parse_param(name: str, spec: Any, current: Param | None, kind: type) -> Par
     return FloatParam(float(low), float(high), log)
 
 
-def load_space(path: Path | None, max_epochs: int | None = None) -> SearchSpace:
-    """The default space, changed by the TOML file at `path` and by an explicit max_epochs."""
+def load_space(path: Path | None, max_epochs: int | None = None, evals_per_epoch: int | None = None) -> SearchSpace:
+    """The default space, changed by the TOML file at `path` and by explicit budget values."""
     doc: dict[str, Any] = {}
     if path is not None:
         try:
@@ -220,18 +237,20 @@ def load_space(path: Path | None, max_epochs: int | None = None) -> SearchSpace:
         except tomllib.TOMLDecodeError as exc:
             raise SpaceError(f"space file {path} is not valid TOML: {exc}") from exc
     budget = doc.pop("budget", {})
-    if not isinstance(budget, dict) or set(budget) - {"max_epochs"}:
-        raise SpaceError("[budget] takes only max_epochs")
+    if not isinstance(budget, dict) or set(budget) - set(BUDGET):
+        raise SpaceError(f"[budget] takes only {' and '.join(BUDGET)}")
     epochs = max_epochs or budget.get("max_epochs", DEFAULT_MAX_EPOCHS)
-    if not isinstance(epochs, int) or isinstance(epochs, bool):
-        raise SpaceError(f"max_epochs must be an integer, got {epochs!r}")
+    evals = evals_per_epoch or budget.get("evals_per_epoch", DEFAULT_EVALS_PER_EPOCH)
+    for name, value in (("max_epochs", epochs), ("evals_per_epoch", evals)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise SpaceError(f"{name} must be an integer, got {value!r}")
     params = default_params(epochs)  # step_size's default range follows the budget
     kinds = _field_kinds()
     try:
         for name, spec in doc.items():
-            if name not in kinds or name in ("max_epochs", "seed"):
+            if name not in kinds or name in NOT_SEARCHED:
                 raise SpaceError(f"unknown search parameter {name!r} in {path}")
             params[name] = _parse_param(name, spec, params.get(name), kinds[name])
-        return SearchSpace(params=params, max_epochs=epochs)
+        return SearchSpace(params=params, max_epochs=epochs, evals_per_epoch=evals)
     except SpaceError as exc:
         raise SpaceError(f"space file {path}: {exc}" if path else str(exc)) from None

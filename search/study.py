@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from search.baseline import BASELINE_ATTR
 from search.pruner import SaturationPruner
 from search.provenance import now_text
-from search.space import SearchSpace
+from search.space import BUDGET, SearchSpace
 
 DEFAULT_STUDY = "lenet5-cifar10"
 DEFAULT_STORAGE = "sqlite:///studies/lenet.db"
@@ -170,7 +170,7 @@ def open_study(
             "target": settings.target,
             "target_source": settings.target_source,
             "objective": "training seconds (evaluation excluded) until validation accuracy first reaches the target",
-            "intermediate_values": "validation error (1 - accuracy) at each evaluation",
+            "intermediate_values": "validation error (1 - accuracy) at the end of each epoch (step = epoch)",
             "space": settings.space.to_dict(),
             "device": settings.device,
             "threads": settings.threads,
@@ -193,10 +193,14 @@ def open_study(
             f"study {name!r} has target {attrs['target']}, not {settings.target}; "
             "use another --study name for another target"
         )
-    if attrs.get("space") != settings.space.to_dict():
+    stored_space = dict(attrs.get("space") or {})
+    stored_space.setdefault("evals_per_epoch", 1)  # studies from before it was stored evaluated once an epoch
+    if stored_space != settings.space.to_dict():
+        differs = [k for k in BUDGET if stored_space.get(k) != getattr(settings.space, k)]
+        what = ", ".join(f"{k} {stored_space.get(k)} (this run: {getattr(settings.space, k)})" for k in differs)
         raise StudyError(
-            f"study {name!r} was created with another search space (or --max-epochs); "
-            "reopen it with the same --space file, or use another --study name"
+            f"study {name!r} was created with another search space ({what or 'parameters differ'}); "
+            "reopen it with the same --space file, --max-epochs and --evals-per-epoch, or use another --study name"
         )
     if attrs.get("device", "").split(":")[0] != settings.device.split(":")[0]:
         raise StudyError(

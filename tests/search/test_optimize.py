@@ -26,11 +26,13 @@ def test_study_runs_to_n_and_records_everything(capsys, tmp_path, tiny):
         a = t.user_attrs
         assert a["config"]["max_epochs"] == 4 and a["target"] == 0.6 and a["device"] == "cpu"
         assert a["threads"] >= 1 and a["data_checksum"] and "torch" in a["versions"]
-        assert len(a["curve"]) == len(t.intermediate_values) >= 1
+        assert a["config"]["evals_per_epoch"] == 2 and a["curve"][0]["epoch"] == pytest.approx(0.5, abs=0.05)
+        # intermediate values are the validation error at the end of each epoch, for the
+        # dashboard's curves; the curve also holds the evaluations within epochs
+        ends = {int(p["epoch"]): 1 - p["val_accuracy"] for p in a["curve"] if p["epoch"].is_integer()}
+        assert t.intermediate_values == pytest.approx(ends)
         assert a["outcome"] in ("reached", "diverged", "cannot_win", "underfit", "plateau", "out_of_reach", "budget")
         assert a["reason"]
-        # intermediate values are validation error per evaluation, for the dashboard's curves
-        assert t.intermediate_values[1] == pytest.approx(1 - a["curve"][0]["val_accuracy"])
     for t in complete:
         assert t.value == a_time(t) and t.user_attrs["curve"][-1]["val_accuracy"] >= 0.6
         assert t.user_attrs["outcome"] == "reached"
@@ -87,6 +89,10 @@ def test_target_mismatch_is_refused_and_writes_nothing(capsys, tmp_path, tiny):
     args = tiny.optimize_args(storage, "--trials", "3")
     args[args.index("--target") + 1] = "0.8"
     assert_one_line_error(run_cli(capsys, *args), "has target 0.6, not 0.8")
+    assert len(_trials(storage)) == 1
+    # Time to target measured at other evaluations would not be comparable either.
+    args = tiny.optimize_args(storage, "--trials", "3", "--evals-per-epoch", "1")
+    assert_one_line_error(run_cli(capsys, *args), "evals_per_epoch 2 (this run: 1)")
     assert len(_trials(storage)) == 1
 
 

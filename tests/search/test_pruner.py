@@ -33,11 +33,11 @@ def _finish(study, points, reached: bool):
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 
-def _decide(study, points):
+def _decide(study, points, seconds_per_epoch=None):
     """Report `points` one by one; return (index at which it was pruned, decision) or (None, None)."""
     trial = study.ask()
     for i in range(1, len(points) + 1):
-        trial.set_user_attr(CURVE_ATTR, _curve(points[:i]))
+        trial.set_user_attr(CURVE_ATTR, _curve(points[:i], seconds_per_epoch))
         trial.report(1 - points[i - 1][1], i)
         if trial.should_prune():
             return i, study.pruner.reasons[trial.number]
@@ -58,16 +58,21 @@ def test_a_healthy_first_trial_is_not_pruned():
     assert at is None
 
 
-def test_chance_level_is_diverged_after_the_first_evaluation():
+def test_chance_level_is_diverged_after_the_first_epoch():
     at, decision = _decide(_study(), [(3, 0.10), (6, 0.11), (9, 0.12)])
     assert at == 1 and decision.rule == "diverged"
-    assert "chance level after 1 evaluation" in decision.reason
-    at, _ = _decide(_study(chance_after=2), [(3, 0.10), (6, 0.11), (9, 0.12)])
+    assert "chance level after 1 epoch" in decision.reason
+    at, _ = _decide(_study(chance_epochs=2), [(3, 0.10), (6, 0.11), (9, 0.12)])
     assert at == 2
+    # Two evaluations an epoch: the window is in epochs, so the first half epoch is spared.
+    at, decision = _decide(_study(), [(1.5, 0.10), (3, 0.11), (4.5, 0.12)], seconds_per_epoch=3)
+    assert at == 2 and "after 1 epoch" in decision.reason
+    at, decision = _decide(_study(chance_epochs=0.5), [(1.5, 0.10), (3, 0.11)], seconds_per_epoch=3)
+    assert at == 1 and "after 0.5 epochs" in decision.reason
 
 
 def test_cannot_win_once_slower_than_the_best_time_to_target():
-    study = _study()
+    study = _study(lookahead=0)
     _finish(study, [(5, 0.50), (10, 0.61)], reached=True)  # best time to target: 10 s
     at, decision = _decide(study, [(4, 0.52), (8, 0.57), (12, 0.59), (16, 0.62)])
     assert at == 3 and decision.rule == "cannot_win"
@@ -75,10 +80,34 @@ def test_cannot_win_once_slower_than_the_best_time_to_target():
 
 
 def test_cannot_win_is_exact_a_faster_trial_survives():
-    study = _study()
+    study = _study(lookahead=0)
     _finish(study, [(5, 0.50), (10, 0.61)], reached=True)
     at, _ = _decide(study, [(3, 0.52), (6, 0.57), (9, 0.59)])
     assert at is None
+    # By default it looks one evaluation ahead: at 9 s the next evaluation comes at about 12 s.
+    study = _study()
+    _finish(study, [(5, 0.50), (10, 0.61)], reached=True)
+    at, decision = _decide(study, [(3, 0.52), (6, 0.57), (9, 0.59)])
+    assert at == 3 and "its next comes after trial 0's time to target" in decision.reason
+
+
+def test_lookahead_cannot_win_when_the_next_evaluation_comes_too_late():
+    # Leader at 10 s; evaluations 4 s apart: after 8 s the next comes at 12 s, too late.
+    study = _study(lookahead=0.9)
+    _finish(study, [(5, 0.50), (10, 0.61)], reached=True)
+    at, decision = _decide(study, [(4, 0.52), (8, 0.57), (12, 0.59)])
+    assert at == 2 and decision.rule == "cannot_win"
+    assert "evaluations 4.0 s apart" in decision.reason and "trial 0's time to target, 10.0 s" in decision.reason
+    # Evaluations 3 s apart: at 6 s the next comes by 9 s (within 0.9 x 3 s: 8.7 s), so it may still win.
+    study = _study(lookahead=0.9)
+    _finish(study, [(5, 0.50), (10, 0.61)], reached=True)
+    at, _ = _decide(study, [(3, 0.52), (6, 0.57), (9, 0.62)])
+    assert at is None
+    # Without lookahead, only trained seconds count.
+    study = _study(lookahead=0.0)
+    _finish(study, [(5, 0.50), (10, 0.61)], reached=True)
+    at, _ = _decide(study, [(4, 0.52), (8, 0.57), (12, 0.59)])
+    assert at == 3
 
 
 def test_underfit_compares_at_equal_training_time_not_equal_epoch():
@@ -113,6 +142,16 @@ def test_plateau_below_target():
     at, decision = _decide(_study(), [(2, 0.40), (4, 0.50), (6, 0.52), (8, 0.521), (10, 0.522), (12, 0.523)])
     assert at == 6 and decision.rule == "plateau"  # the last 3 gained 0.3 points over 0.52
     assert "below the target 0.600" in decision.reason
+
+
+def test_plateau_window_is_in_epochs_not_evaluations():
+    # Two evaluations an epoch (1 s each): 3 epochs are 6 evaluations, so a trial flat over
+    # its last 3 evaluations (1.5 epochs) is not yet judged.
+    flat = [(1, 0.30), (2, 0.40), (3, 0.50), (4, 0.52), (5, 0.521), (6, 0.522), (7, 0.523)]
+    at, _ = _decide(_study(), flat, seconds_per_epoch=2)
+    assert at is None
+    at, decision = _decide(_study(), flat + [(8, 0.523), (9, 0.523), (10, 0.524)], seconds_per_epoch=2)
+    assert at == 10 and decision.rule == "plateau" and "in the last 3 epochs" in decision.reason
 
 
 def test_reaching_the_target_is_never_pruned():
@@ -154,7 +193,7 @@ def test_out_of_reach_before_the_leaders_time():
     # After 4 epochs (0.54, gaining 1 point per epoch) it would have 0.56 by epoch 6.
     assert at == 4 and decision.rule == "out_of_reach"
     assert "by epoch 6.0 (12.0 s, trial 0's time to target)" in decision.reason
-    study = _study(reach_evals=0)  # the rule turned off: only the exact one remains
+    study = _study(reach_epochs=0)  # the rule turned off: only the exact one remains
     _finish(study, [(6, 0.50), (12, 0.61)], reached=True)
     at, decision = _decide_scheduled(study, SLOW, step_size=15)
     assert at == 6 and decision.rule == "cannot_win"
@@ -189,6 +228,15 @@ def test_out_of_reach_within_the_epoch_budget_without_a_leader():
     # At its last epoch there is nothing left to extrapolate: it ends out of budget instead.
     at, _ = _decide_scheduled(_study(), SLOW[:4], step_size=15, max_epochs=4)
     assert at is None
+
+
+def test_out_of_reach_with_two_evaluations_an_epoch_uses_the_last_3_epochs():
+    # SLOW evaluated twice an epoch (1 s each, half a point each): the same rate, judged at
+    # the same epoch as once an epoch, and not on the last 3 evaluations alone.
+    half = [(1.0 * i, 0.50 + 0.005 * i) for i in range(1, 25)]
+    at, decision = _decide_scheduled(_study_with_leader(), half, step_size=15, seconds_per_epoch=2.0)
+    assert at == 7 and decision.rule == "out_of_reach"  # epoch 3.5, the first with 3 epochs behind it
+    assert "gaining 1.00 points per epoch (last 3 epochs)" in decision.reason
 
 
 def test_out_of_reach_needs_the_schedule():

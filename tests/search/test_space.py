@@ -34,12 +34,15 @@ low = 0.0
 high = 0.001
 [budget]
 max_epochs = 8
+evals_per_epoch = 4
 """))
     assert space.params["lr"] == FloatParam(0.005, 0.1, log=True)  # keeps the default's log scale
     assert space.params["momentum"] == FixedParam(0.9)
     assert space.params["batch_size"] == ChoiceParam((128, 256))
     assert space.params["weight_decay"] == FloatParam(0.0, 0.001)
     assert space.max_epochs == 8 and space.params["step_size"] == IntParam(1, 8)
+    assert space.evals_per_epoch == 4 and space.to_dict()["evals_per_epoch"] == 4
+    assert load_space(None).evals_per_epoch == 2  # the default: time to target to half an epoch
 
 
 def test_samples_are_train_configs_inside_the_space(tmp_path):
@@ -48,7 +51,7 @@ def test_samples_are_train_configs_inside_the_space(tmp_path):
     for _ in range(20):
         trial = study.ask()
         cfg = space.sample(trial, TrainConfig(seed=7))
-        assert isinstance(cfg, TrainConfig) and cfg.seed == 7 and cfg.max_epochs == 5
+        assert isinstance(cfg, TrainConfig) and cfg.seed == 7 and cfg.max_epochs == 5 and cfg.evals_per_epoch == 2
         assert 1e-3 <= cfg.lr <= 0.3 and 1 <= cfg.step_size <= 5 and cfg.momentum == 0.9
         assert cfg.batch_size in (32, 64, 128, 256, 512, 1024, 2048)
         assert set(trial.params) == {"lr", "step_size", "gamma", "batch_size"}  # fixed ones are not sampled
@@ -68,7 +71,9 @@ def test_samples_are_train_configs_inside_the_space(tmp_path):
         ("lr = { low = 0.1, hgh = 0.2 }", "unknown key(s) hgh"),
         ("step_size = { low = 1, high = 40 }\n[budget]\nmax_epochs = 10", "budget is max_epochs = 10"),
         ("[budget]\nmax_epochs = 'ten'", "max_epochs must be an integer"),
-        ("[budget]\nepochs = 3", "[budget] takes only max_epochs"),
+        ("[budget]\nepochs = 3", "[budget] takes only max_epochs and evals_per_epoch"),
+        ("[budget]\nevals_per_epoch = 0", "evals_per_epoch must be an integer of at least 1, got 0"),
+        ("[budget]\nevals_per_epoch = 1.5", "evals_per_epoch must be an integer"),
         ("augment = { low = 0, high = 1 }", "augment is true or false"),
     ],
 )

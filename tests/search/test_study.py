@@ -52,10 +52,22 @@ def test_reopen_refuses_another_target_space_or_device(tmp_path):
         _open(storage, _settings(target=0.65))
     with pytest.raises(StudyError, match="another search space"):
         _open(storage, _settings(space=load_space(None, max_epochs=5)))
+    with pytest.raises(StudyError, match=r"evals_per_epoch 2 \(this run: 1\)"):
+        _open(storage, _settings(space=load_space(None, evals_per_epoch=1)))
     with pytest.raises(StudyError, match="measured seconds on cpu"):
         _open(storage, _settings(device="cuda:0"))
     _, notes = _open(storage, _settings(threads=1, data_checksum="other"))
     assert any("2 threads per worker" in n for n in notes) and any("another data source" in n for n in notes)
+
+
+def test_a_study_stored_before_evals_per_epoch_counts_as_once_an_epoch(tmp_path):
+    storage = make_storage(f"sqlite:///{tmp_path}/s.db")
+    study, _ = _open(storage, _settings(space=load_space(None, evals_per_epoch=1)))
+    old = {k: v for k, v in study.user_attrs["space"].items() if k != "evals_per_epoch"}
+    study.set_user_attr("space", old)  # as an earlier version stored it
+    _open(storage, _settings(space=load_space(None, evals_per_epoch=1)))
+    with pytest.raises(StudyError, match=r"evals_per_epoch 1 \(this run: 2\).*--evals-per-epoch"):
+        _open(storage, _settings())
 
 
 def test_unknown_sampler_and_pruner():

@@ -1,0 +1,19 @@
+"""The per-trial line that `optimize` prints."""
+
+import optuna
+
+from search.progress import format_trial_line
+
+
+def test_trial_line_rounds_fractional_epochs_and_says_why():
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study()
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 0.3, log=True)})
+    # At batch 32 an epoch has 1407 steps, so the mid-epoch evaluation falls at 704/1407 of one.
+    for key, value in {"epochs": 6 + 704 / 1407, "train_seconds": 27.84, "best_val_accuracy": 0.6018,
+                       "reason": "out of reach: ..."}.items():  # fmt: skip
+        trial.set_user_attr(key, value)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    line = format_trial_line(study.trials[0])
+    assert "| 6.5 epochs, 27.8 s, best val 0.6018 | out of reach: ..." in line
+    assert line.startswith("trial   0 pruned ")
