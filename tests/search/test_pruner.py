@@ -33,9 +33,11 @@ def _finish(study, points, reached: bool):
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 
-def _decide(study, points, seconds_per_epoch=None):
+def _decide(study, points, seconds_per_epoch=None, config=None):
     """Report `points` one by one; return (index at which it was pruned, decision) or (None, None)."""
     trial = study.ask()
+    if config is not None:
+        trial.set_user_attr("config", config)
     for i in range(1, len(points) + 1):
         trial.set_user_attr(CURVE_ATTR, _curve(points[:i], seconds_per_epoch))
         trial.report(1 - points[i - 1][1], i)
@@ -172,14 +174,8 @@ def test_quantile_sets_how_strict_underfit_is(quantile):
 
 def _decide_scheduled(study, points, *, step_size, gamma=0.5, max_epochs=15, seconds_per_epoch=2.0):
     """Like _decide, for a trial whose curve has epochs and whose config has a StepLR schedule."""
-    trial = study.ask()
-    trial.set_user_attr("config", {"step_size": step_size, "gamma": gamma, "max_epochs": max_epochs})
-    for i in range(1, len(points) + 1):
-        trial.set_user_attr(CURVE_ATTR, _curve(points[:i], seconds_per_epoch))
-        trial.report(1 - points[i - 1][1], i)
-        if trial.should_prune():
-            return i, study.pruner.reasons[trial.number]
-    return None, None
+    config = {"step_size": step_size, "gamma": gamma, "max_epochs": max_epochs}
+    return _decide(study, points, seconds_per_epoch, config)
 
 
 # 2 s per epoch, gaining 1 point per epoch from 0.50: at that rate 0.60 comes at epoch 10 (20 s).
