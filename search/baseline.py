@@ -13,13 +13,15 @@ killed), the baseline is not repeated: the retry is an ordinary trial.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
+
+from search.wrapped_sampler import WrappedSampler
 
 BASELINE_ATTR = "baseline"  # study attribute: the parameters; trial attribute: True
 BASELINE_TRIAL = 0
@@ -31,26 +33,18 @@ def baseline_of(study_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     return dict(params) if params else None
 
 
-class BaselineSampler(BaseSampler):
+class BaselineSampler(WrappedSampler):
     """Gives trial 0 the baseline's values (parameters it lacks are drawn); every other trial,
     and everything else, is the base sampler's."""
 
     def __init__(self, params: Mapping[str, Any], base: BaseSampler) -> None:
+        super().__init__(base)
         self.params = dict(params)
-        self.base = base
-
-    def reseed_rng(self) -> None:
-        self.base.reseed_rng()
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         if trial.number == BASELINE_TRIAL:
             return {}  # every parameter of trial 0 goes through sample_independent
         return self.base.infer_relative_search_space(study, trial)
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return self.base.sample_relative(study, trial, search_space)
 
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
@@ -60,14 +54,6 @@ class BaselineSampler(BaseSampler):
             if param_distribution._contains(param_distribution.to_internal_repr(value)):
                 return value
         return self.base.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.base.before_trial(study, trial)
-
-    def after_trial(
-        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
-    ) -> None:
-        self.base.after_trial(study, trial, state, values)
 
 
 def with_baseline(sampler: BaseSampler, study_attrs: Mapping[str, Any]) -> BaseSampler:

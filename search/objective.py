@@ -3,7 +3,8 @@
 A trial that reaches the target COMPLETEs with that time as its value. A trial that does not
 (pruned early, diverged, or out of epochs) ends PRUNED with its reason: it never looks best,
 since only completed trials have values, and TPE still learns from it, ranking pruned trials
-after completed ones by how far they got (their last reported validation error).
+after completed ones by how far they got (their last reported validation error), except the
+near misses the cannot-win rule stopped, which it sees at their cap (search/capped.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import torch
 from lenet.data import DeviceData
 from lenet.train import EvalRecord, TrainConfig, train
 from search.baseline import BASELINE_ATTR, BASELINE_TRIAL, baseline_of
-from search.pruner import CURVE_ATTR, SaturationPruner
+from search.capped import CAPPED_ATTR
+from search.pruner import CURVE_ATTR, Decision, SaturationPruner
 from search.provenance import library_versions
 from search.space import SearchSpace
 from search.study import FINISHED
@@ -57,7 +59,7 @@ class Objective:
             trial.set_user_attr(key, value)
 
         curve: list[dict[str, float]] = []
-        pruned: list[tuple[str, str]] = []  # (rule, reason) of an early stop
+        pruned: list[Decision] = []  # why it was stopped early, if it was
 
         def on_eval(record: EvalRecord) -> str | None:
             curve.append(record.to_dict())
@@ -70,7 +72,7 @@ class Objective:
                 return "reached the target"
             if trial.should_prune():
                 pruned.append(self._explain(trial.study, trial.number, record))
-                return pruned[-1][1]
+                return pruned[-1].reason
             return None
 
         try:
@@ -95,13 +97,15 @@ class Objective:
             "seconds_to_target": reached.train_seconds if reached else None,
             "epochs_to_target": reached.epoch if reached else None,
             "images_to_target": reached.images if reached else None,
+            # cannot_win: its time to target is at least this (search/capped.py)
+            CAPPED_ATTR: pruned[-1].cap if pruned and reached is None else None,
         }
         if reached is not None:
             rule, reason = "reached", f"reached {reached.val_accuracy:.4f} >= {self.target:.4f} at epoch {reached.epoch:.4g}"
         elif result.outcome == "diverged":
             rule, reason = "diverged", f"diverged: {result.reason}"
         elif pruned:
-            rule, reason = pruned[-1]
+            rule, reason = pruned[-1].rule, pruned[-1].reason
         else:
             rule, reason = "budget", (
                 f"out of budget: best validation accuracy {result.best_val_accuracy:.4f} after "
@@ -143,13 +147,13 @@ class Objective:
             raise SurplusTrial(f"the study already has {self.n_trials} trials")
 
     @staticmethod
-    def _explain(study: optuna.Study, number: int, record: EvalRecord) -> tuple[str, str]:
+    def _explain(study: optuna.Study, number: int, record: EvalRecord) -> Decision:
         pruner = study.pruner
         if isinstance(pruner, SaturationPruner) and number in pruner.reasons:
-            decision = pruner.reasons.pop(number)
-            return decision.rule, decision.reason
+            return pruner.reasons.pop(number)
         name = type(pruner).__name__.removesuffix("Pruner").lower()
-        return name, (
+        reason = (
             f"{name} pruner: validation error {1 - record.val_accuracy:.4f} at epoch {record.epoch:.4g} "
             f"({record.train_seconds:.1f} s)"
         )
+        return Decision(name, reason)

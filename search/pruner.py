@@ -46,6 +46,9 @@ CURVE_ATTR = "curve"
 class Decision:
     rule: str  # diverged | cannot_win | underfit | plateau | out_of_reach
     reason: str
+    # cannot_win only: a lower bound on the trial's time to target, the best time it was
+    # stopped at (its "cap"); see search/capped.py for what the sampler makes of it.
+    cap: float | None = None
 
 
 def curve_points(trial: FrozenTrial) -> list[tuple[float, float]]:
@@ -128,16 +131,19 @@ class SaturationPruner(BasePruner):
         if leader is not None:
             times = [t for t, _ in points]
             gap = min(b - a for a, b in zip([0.0, *times], times))  # shortest interval between evaluations
+            cap = max(seconds, leader.value)
             if seconds >= leader.value:
                 return Decision(
                     "cannot_win",
                     f"cannot win: {seconds:.1f} s trained, trial {leader.number} reached the target in {leader.value:.1f} s",
+                    cap,
                 )
             if seconds + self.lookahead * gap >= leader.value:
                 return Decision(
                     "cannot_win",
                     f"cannot win: {seconds:.1f} s trained and evaluations {gap:.1f} s apart, its next comes after "
                     f"trial {leader.number}'s time to target, {leader.value:.1f} s",
+                    cap,
                 )
 
         if now >= self.min_epochs - EPS:

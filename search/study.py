@@ -16,6 +16,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from search.baseline import BASELINE_ATTR
+from search.capped import CappedAsCompleted
 from search.pruner import SaturationPruner
 from search.provenance import now_text
 from search.space import BUDGET, SearchSpace
@@ -93,9 +94,10 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
 def _make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         # Pruned trials (all that missed the target) still inform TPE: it ranks them after
-        # the completed ones by how far they got. Multivariate TPE models the LR/batch-size
-        # interaction the seed journal found.
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
+        # the completed ones by how far they got, except near misses the cannot-win rule
+        # capped, which it sees as completed at their cap (search/capped.py). Multivariate
+        # TPE models the LR/batch-size interaction the seed journal found.
+        return CappedAsCompleted(optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":

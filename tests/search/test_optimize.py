@@ -33,6 +33,8 @@ def test_study_runs_to_n_and_records_everything(capsys, tmp_path, tiny):
         assert t.intermediate_values == pytest.approx(ends)
         assert a["outcome"] in ("reached", "diverged", "cannot_win", "underfit", "plateau", "out_of_reach", "budget")
         assert a["reason"]
+        # the cannot-win rule's lower bound on the time to target, for the sampler
+        assert (a["capped_at"] is not None) == (a["outcome"] == "cannot_win")
     for t in complete:
         assert t.value == a_time(t) and t.user_attrs["curve"][-1]["val_accuracy"] >= 0.6
         assert t.user_attrs["outcome"] == "reached"

@@ -79,6 +79,7 @@ def test_cannot_win_once_slower_than_the_best_time_to_target():
     at, decision = _decide(study, [(4, 0.52), (8, 0.57), (12, 0.59), (16, 0.62)])
     assert at == 3 and decision.rule == "cannot_win"
     assert "trial 0 reached the target in 10.0 s" in decision.reason
+    assert decision.cap == 12  # its time to target is more than the 12 s it trained
 
 
 def test_cannot_win_is_exact_a_faster_trial_survives():
@@ -100,6 +101,7 @@ def test_lookahead_cannot_win_when_the_next_evaluation_comes_too_late():
     at, decision = _decide(study, [(4, 0.52), (8, 0.57), (12, 0.59)])
     assert at == 2 and decision.rule == "cannot_win"
     assert "evaluations 4.0 s apart" in decision.reason and "trial 0's time to target, 10.0 s" in decision.reason
+    assert decision.cap == 10  # its next evaluation comes after the leader's 10 s
     # Evaluations 3 s apart: at 6 s the next comes by 9 s (within 0.9 x 3 s: 8.7 s), so it may still win.
     study = _study(lookahead=0.9)
     _finish(study, [(5, 0.50), (10, 0.61)], reached=True)
