@@ -10,10 +10,13 @@ so that group held the study's first, slow leaders (the 29-33 s baseline and its
 never the near misses, 0.61-0.62 of validation accuracy when the leader's 24 s ran out.
 Without the pruner, trials like them complete and are ranked by their real times.
 
-So TPE is shown such a trial as completed at its cap, the usual imputation of a censored run
-time by its bound, when it was within `near` of the target (further away, the bound says
-little about its real time and it stays a pruned trial to TPE too). The storage is not
-touched: the trial stays PRUNED without a value, never looks best, and the study's best and
+So TPE is shown such a trial as completed at its cap, the simplest imputation of a censored
+run time (SMAC's model imputes above it), when it was within `near` of the target (further
+away, the bound says little about its real time and it stays a pruned trial to TPE too). The
+cap is optimistic (the near misses that unpruned studies here also ran reached the target
+12-18 s after it), but TPE uses only the ranking: a capped trial ranks with the leader it
+lost to (after it on a tie) and above slower completed trials. The storage is not touched:
+the trial stays PRUNED without a value, never looks best, and the study's best and
 everything this tool shows come from the real values; only the sampler's view changes.
 """
 
