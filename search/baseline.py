@@ -44,7 +44,7 @@ class BaselineSampler(WrappedSampler):
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         if trial.number == BASELINE_TRIAL:
             return {}  # every parameter of trial 0 goes through sample_independent
-        return self.base.infer_relative_search_space(study, trial)
+        return super().infer_relative_search_space(study, trial)
 
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
@@ -53,7 +53,7 @@ class BaselineSampler(WrappedSampler):
             value = self.params[param_name]
             if param_distribution._contains(param_distribution.to_internal_repr(value)):
                 return value
-        return self.base.sample_independent(study, trial, param_name, param_distribution)
+        return super().sample_independent(study, trial, param_name, param_distribution)
 
 
 def with_baseline(sampler: BaseSampler, study_attrs: Mapping[str, Any]) -> BaseSampler:

@@ -26,7 +26,6 @@ from collections.abc import Container
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from search.wrapped_sampler import WrappedSampler
@@ -104,15 +103,5 @@ class CappedAsCompleted(WrappedSampler):
         super().__init__(base)
         self.near = near
 
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self.base.infer_relative_search_space(CappedView(study, self.near), trial)
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return self.base.sample_relative(CappedView(study, self.near), trial, search_space)
-
-    def sample_independent(
-        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
-    ) -> Any:
-        return self.base.sample_independent(CappedView(study, self.near), trial, param_name, param_distribution)
+    def view(self, study: optuna.Study) -> optuna.Study:
+        return CappedView(study, self.near)  # type: ignore[return-value]  # duck-typed Study

@@ -98,7 +98,7 @@ class Objective:
             "epochs_to_target": reached.epoch if reached else None,
             "images_to_target": reached.images if reached else None,
             # cannot_win: its time to target is at least this (search/capped.py)
-            CAPPED_ATTR: pruned[-1].cap if pruned and reached is None else None,
+            CAPPED_ATTR: pruned[-1].cap if pruned else None,
         }
         if reached is not None:
             rule, reason = "reached", f"reached {reached.val_accuracy:.4f} >= {self.target:.4f} at epoch {reached.epoch:.4g}"

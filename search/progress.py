@@ -8,6 +8,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from search.baseline import BASELINE_ATTR
+from search.pruner import epochs_text
 
 PARAM_LABELS = {"lr": "lr", "batch_size": "bs", "step_size": "step", "gamma": "gamma", "momentum": "mom"}
 
@@ -26,7 +27,7 @@ def format_trial_line(t: FrozenTrial) -> str:
     params = format_params(t.params)
     best = attrs.get("best_val_accuracy")
     epochs = attrs.get("epochs", 0)
-    progress = f"{epochs:.4g} epoch{'' if epochs == 1 else 's'}, {attrs.get('train_seconds', 0):.1f} s"
+    progress = f"{epochs_text(epochs)}, {attrs.get('train_seconds', 0):.1f} s"
     if best is not None:
         progress += f", best val {best:.4f}"
     head = f"trial {t.number:>3} {state:<7}"

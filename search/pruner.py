@@ -123,7 +123,7 @@ class SaturationPruner(BasePruner):
         if now >= self.chance_epochs - EPS and best < self.chance + self.chance_margin:
             return Decision(
                 "diverged",
-                f"diverged: validation accuracy {best:.3f} is still at chance level after {_epochs_text(now)}",
+                f"diverged: validation accuracy {best:.3f} is still at chance level after {epochs_text(now)}",
             )
 
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
@@ -169,7 +169,7 @@ class SaturationPruner(BasePruner):
                 return Decision(
                     "plateau",
                     f"plateaued: best validation accuracy {best:.3f} {change} in the last "
-                    f"{_epochs_text(self.plateau_epochs)}, below the target {self.target:.3f}",
+                    f"{epochs_text(self.plateau_epochs)}, below the target {self.target:.3f}",
                 )
         return self._out_of_reach(trial, points, epochs, best, leader)
 
@@ -204,7 +204,7 @@ class SaturationPruner(BasePruner):
             return None
         return Decision(
             "out_of_reach",
-            f"out of reach: gaining {100 * rate:.2f} points per epoch (last {_epochs_text(self.reach_epochs)}), "
+            f"out of reach: gaining {100 * rate:.2f} points per epoch (last {epochs_text(self.reach_epochs)}), "
             f"it would have {reach:.3f} by epoch {horizon:.1f} ({limit}), below the target {self.target:.3f}",
         )
 
@@ -224,5 +224,6 @@ def _window_start(epochs: Sequence[float], span: float) -> int | None:
     return split if split >= 1 else None
 
 
-def _epochs_text(epochs: float) -> str:
+def epochs_text(epochs: float) -> str:
+    """'1 epoch', '1.5 epochs', '6.5 epochs': evaluation epochs as the trial lines print them."""
     return f"{epochs:.4g} epoch{'' if epochs == 1 else 's'}"
