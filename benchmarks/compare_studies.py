@@ -12,24 +12,21 @@ import argparse
 from collections import Counter
 
 import optuna
-from optuna.trial import TrialState
 
-from search.trials import best_completed
+from search.record import TrialRecord
+from search.trials import FINISHED, best_completed
 
 
 def summarise(study: optuna.Study) -> dict:
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    trials = study.get_trials(deepcopy=False, states=FINISHED)
     best = best_completed(trials)
-    images = 0
-    for t in trials:
-        curve = t.user_attrs.get("curve", [])
-        images += curve[-1]["images"] if curve else 0
+    records = [TrialRecord.of(t) for t in trials]
     return {
-        "trials": len(trials),
-        "outcomes": Counter(t.user_attrs.get("outcome", "?") for t in trials),
-        "train_seconds": sum(t.user_attrs.get("train_seconds", 0.0) for t in trials),
-        "images": images,
-        "best": best,
+        "trials": len(records),
+        "outcomes": Counter(r.outcome or "?" for r in records),
+        "train_seconds": sum(r.train_seconds for r in records),
+        "images": sum(r.images for r in records),
+        "best": TrialRecord.of(best) if best else None,
     }
 
 
@@ -40,11 +37,11 @@ def describe(name: str, s: dict) -> None:
     if best is None:
         print("  no trial reached the target")
         return
-    c = best.user_attrs["config"]
-    print(f"  best: trial {best.number}, {best.value:.1f} s to target ({best.user_attrs['epochs_to_target']:g} epochs, "
-          f"{best.user_attrs['images_to_target'] / 1e6:.2f} M images)")  # fmt: skip
-    print(f"        lr {c['lr']:.4g}, batch {c['batch_size']}, StepLR {c['step_size']} x {c['gamma']:.3g}, "
-          f"momentum {c['momentum']:.3g}")  # fmt: skip
+    c = best.config
+    print(f"  best: trial {best.number}, {best.value:.1f} s to target ({best.epochs_to_target:g} epochs, "
+          f"{best.images_to_target / 1e6:.2f} M images)")  # fmt: skip
+    print(f"        lr {c.lr:.4g}, batch {c.batch_size}, StepLR {c.step_size} x {c.gamma:.3g}, "
+          f"momentum {c.momentum:.3g}")  # fmt: skip
 
 
 def main() -> None:

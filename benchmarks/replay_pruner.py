@@ -26,7 +26,8 @@ from collections import Counter
 import optuna
 from optuna.trial import TrialState
 
-from search.pruner import CURVE_ATTR, SaturationPruner
+from search.pruner import SaturationPruner
+from search.record import CONFIG, TrialRecord, study_record, write_curve
 
 
 def replay(
@@ -37,21 +38,21 @@ def replay(
     study = optuna.create_study(direction="minimize", pruner=pruner)
     spent = total = 0.0
     best, outcomes = None, Counter()
-    trials = sorted((t for t in source.trials if t.user_attrs.get(CURVE_ATTR)), key=lambda t: t.number)
-    for past in trials:
+    records = sorted((r for r in map(TrialRecord.of, source.trials) if r.curve), key=lambda r: r.number)
+    for past in records:
         factor = scale() if scale else 1.0
-        curve = [dict(p, train_seconds=p["train_seconds"] * factor) for p in past.user_attrs[CURVE_ATTR]]
+        curve = [dict(p, train_seconds=p["train_seconds"] * factor) for p in past.curve]
         trial = study.ask()
-        trial.set_user_attr("config", past.user_attrs.get("config"))
+        trial.set_user_attr(CONFIG, past.config.to_dict() if past.config else None)
         outcome, at = "budget", len(curve)
         for i in range(1, len(curve) + 1):
-            trial.set_user_attr(CURVE_ATTR, curve[:i])
+            write_curve(trial, curve[:i])
             trial.report(1 - curve[i - 1]["val_accuracy"], i)
             if curve[i - 1]["val_accuracy"] >= target:
                 outcome, at = "reached", i
                 break
             if trial.should_prune():
-                outcome, at = pruner.reasons[trial.number].rule, i
+                outcome, at = pruner.decision_for(trial.number).rule, i
                 break
         seconds = curve[at - 1]["train_seconds"]
         spent += seconds
@@ -82,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     source = optuna.load_study(study_name=args.study, storage=args.storage)
-    target = source.user_attrs["target"]
+    target = study_record(source).target
     settings = {name: getattr(args, name) for name in TUNABLE}
     complete = [t.value for t in source.trials if t.state == TrialState.COMPLETE]
     unpruned_best = min(complete) if complete else None

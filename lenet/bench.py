@@ -6,7 +6,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass
 
-from lenet.data import DeviceData, load_raw, split_indices
+from lenet.data import DeviceData, load_dataset, load_raw, split_indices
+from lenet.device import resolve_device, set_threads
 from lenet.model import LeNet5, training_flops_per_image
 from lenet.naive import NaiveCIFAR10, time_naive_epochs
 from lenet.train import TrainConfig, train
@@ -71,3 +72,34 @@ def run_benchmark(
         else r
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    device: str
+    threads: int
+    train_images: int
+    rows: list[BenchRow]
+
+    def to_dict(self) -> dict:
+        return {"device": self.device, "threads": self.threads, "train_images": self.train_images,
+                "rows": [r.to_dict() for r in self.rows]}  # fmt: skip
+
+
+def bench(
+    data: str | None,
+    device: str,
+    batch_sizes: list[int],
+    *,
+    epochs: int = 2,
+    naive_batch_sizes: list[int] | None = None,
+    threads: int | None = None,
+    val_size: int,
+    num_workers: int = 2,
+) -> BenchReport:
+    """`lenet-search bench`: load the data onto the device and time both pipelines."""
+    dataset = load_dataset(data, resolve_device(device), val_size=val_size)
+    threads_used = set_threads(threads)
+    rows = run_benchmark(dataset, data, batch_sizes, epochs=epochs, naive_batch_sizes=naive_batch_sizes,
+                         threads=threads, num_workers=num_workers)  # fmt: skip
+    return BenchReport(str(dataset.device), threads_used, len(dataset.train_x), rows)

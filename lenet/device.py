@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from lenet.errors import InputError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; any other name must be available here."""
@@ -18,11 +20,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise ValueError(f"unknown device {name!r} (expected auto, cpu, cuda, cuda:N or mps)") from exc
+        raise InputError(f"unknown device {name!r} (expected auto, cpu, cuda, cuda:N or mps)") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
+        raise InputError(f"device {name!r} requested but CUDA is not available on this machine")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r} requested but MPS is not available on this machine")
+        raise InputError(f"device {name!r} requested but MPS is not available on this machine")
     return device
 
 
@@ -42,6 +44,6 @@ def set_threads(threads: int | None) -> int:
     """
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+            raise InputError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()

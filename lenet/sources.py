@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lenet.errors import InputError
+
 CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
@@ -35,7 +37,7 @@ TORCHVISION_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 TORCHVISION_MD5 = "c58f30108f718f92721af3b95e74349a"
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """The data at a path is missing, corrupt or laid out other than expected."""
 
 

@@ -13,8 +13,13 @@ from torch import nn
 
 from lenet.data import DeviceData, augment_batch
 from lenet.device import set_threads
+from lenet.errors import InputError
 from lenet.flat import flatten_parameters
 from lenet.model import LeNet5
+
+
+class ConfigError(InputError):
+    """A training config with a value out of range, an unknown field or a wrong type."""
 
 
 def _field(default: Any, help: str) -> Any:
@@ -62,7 +67,7 @@ class TrainConfig:
         if self.nesterov and self.momentum == 0:
             problems.append("nesterov needs a momentum above 0")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ConfigError("; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,23 +81,23 @@ class TrainConfig:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown training config field(s): {', '.join(unknown)}")
+            raise ConfigError(f"unknown training config field(s): {', '.join(unknown)}")
         if require_all:
             missing = [name for name in known if name not in values]
             if missing:
-                raise ValueError(f"training config lacks field(s): {', '.join(missing)}")
+                raise ConfigError(f"training config lacks field(s): {', '.join(missing)}")
         kwargs = {}
         for name, value in values.items():
             kind = type(known[name].default)
             if kind is bool and not isinstance(value, bool):
-                raise ValueError(f"training config field {name} must be true or false, got {value!r}")
+                raise ConfigError(f"training config field {name} must be true or false, got {value!r}")
             if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
                 if isinstance(value, float) and value.is_integer():
                     value = int(value)
                 else:
-                    raise ValueError(f"training config field {name} must be an integer, got {value!r}")
+                    raise ConfigError(f"training config field {name} must be an integer, got {value!r}")
             if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise ValueError(f"training config field {name} must be a number, got {value!r}")
+                raise ConfigError(f"training config field {name} must be a number, got {value!r}")
             kwargs[name] = kind(value)
         return cls(**kwargs)
 
@@ -120,6 +125,21 @@ class EvalRecord:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run amounts to, measured against a target: the figures a study stores for a
+    trial and `train` prints, computed in one place."""
+
+    best_val_accuracy: float
+    final_val_accuracy: float | None
+    epochs: float  # epochs trained (fractional when stopped within an epoch)
+    train_seconds: float
+    wall_seconds: float
+    seconds_to_target: float | None  # None: the target was not reached (or not given)
+    epochs_to_target: float | None
+    images_to_target: int | None
+
+
 Outcome = Literal["completed", "stopped", "diverged"]
 EvalCallback = Callable[[EvalRecord], "bool | str | None"]
 
@@ -145,6 +165,20 @@ class TrainResult:
     def first_reaching(self, target: float) -> EvalRecord | None:
         """The first evaluation whose validation accuracy is at least `target`."""
         return next((r for r in self.history if r.val_accuracy >= target), None)
+
+    def summary(self, target: float | None) -> RunSummary:
+        reached = self.first_reaching(target) if target is not None else None
+        last = self.history[-1] if self.history else None
+        return RunSummary(
+            best_val_accuracy=self.best_val_accuracy,
+            final_val_accuracy=last.val_accuracy if last else None,
+            epochs=last.epoch if last else 0.0,
+            train_seconds=self.train_seconds,
+            wall_seconds=last.wall_seconds if last else 0.0,
+            seconds_to_target=reached.train_seconds if reached else None,
+            epochs_to_target=reached.epoch if reached else None,
+            images_to_target=reached.images if reached else None,
+        )
 
 
 @torch.inference_mode()

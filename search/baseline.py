@@ -21,21 +21,15 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial
 
+from search.space import contains
 from search.wrapped_sampler import WrappedSampler
 
-BASELINE_ATTR = "baseline"  # study attribute: the parameters; trial attribute: True
 BASELINE_TRIAL = 0
 
 
-def baseline_of(study_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The baseline parameters a study was created with, if any."""
-    params = study_attrs.get(BASELINE_ATTR)
-    return dict(params) if params else None
-
-
 class BaselineSampler(WrappedSampler):
-    """Gives trial 0 the baseline's values (parameters it lacks are drawn); every other trial,
-    and everything else, is the base sampler's."""
+    """Gives trial 0 the baseline's values (parameters it lacks, or values outside the
+    space, are drawn); every other trial, and everything else, is the base sampler's."""
 
     def __init__(self, params: Mapping[str, Any], base: BaseSampler) -> None:
         super().__init__(base)
@@ -51,12 +45,6 @@ class BaselineSampler(WrappedSampler):
     ) -> Any:
         if trial.number == BASELINE_TRIAL and param_name in self.params:
             value = self.params[param_name]
-            if param_distribution._contains(param_distribution.to_internal_repr(value)):
+            if contains(param_distribution, value):
                 return value
         return super().sample_independent(study, trial, param_name, param_distribution)
-
-
-def with_baseline(sampler: BaseSampler, study_attrs: Mapping[str, Any]) -> BaseSampler:
-    """`sampler`, wrapped to give trial 0 the study's baseline if it has one."""
-    params = baseline_of(study_attrs)
-    return BaselineSampler(params, sampler) if params else sampler

@@ -22,50 +22,52 @@ everything this tool shows come from the real values; only the sampler's view ch
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Container
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.record import TrialRecord
 from search.wrapped_sampler import WrappedSampler
 
-CAPPED_ATTR = "capped_at"  # trial attribute: seconds; its time to target is at least this
 NEAR = 0.01  # within 1 point of the target: about one evaluation's noise on 5,000 images
+# The private members of optuna.Study that TPE (and its search-space helpers) read. They are
+# Optuna's internals: pyproject bounds optuna to releases where they hold, and
+# tests/search/test_capped.py fails loudly if one moves or changes its signature.
+PRIVATE_STUDY_API = ("_get_trials", "_storage", "_study_id", "_is_multi_objective")
+PUBLIC_STUDY_API = ("study_name", "direction", "directions", "user_attrs", "system_attrs", "sampler", "pruner")
 
 
 def capped_value(trial: FrozenTrial, near: float = NEAR) -> float | None:
     """The cap of a near-miss stopped by the cannot-win rule, or None for any other trial."""
-    attrs = trial.user_attrs
-    cap, target, best = attrs.get(CAPPED_ATTR), attrs.get("target"), attrs.get("best_val_accuracy")
-    if trial.state != TrialState.PRUNED or cap is None or target is None or best is None:
+    if trial.state != TrialState.PRUNED:
+        return None
+    record = TrialRecord.of(trial)
+    cap, target, best = record.capped_at, record.target, record.best_val_accuracy
+    if cap is None or target is None or best is None:
         return None
     return float(cap) if best >= target - near else None
 
 
 def as_completed(trial: FrozenTrial, value: float) -> FrozenTrial:
-    """A copy of `trial`, COMPLETE with `value`."""
-    return FrozenTrial(
-        number=trial.number,
-        state=TrialState.COMPLETE,
-        value=value,
-        datetime_start=trial.datetime_start,
-        datetime_complete=trial.datetime_complete,
-        params=trial.params,
-        distributions=trial.distributions,
-        user_attrs=trial.user_attrs,
-        system_attrs=trial.system_attrs,
-        intermediate_values=trial.intermediate_values,
-        trial_id=trial._trial_id,
-    )
+    """A copy of `trial`, COMPLETE with `value` (through FrozenTrial's public setters)."""
+    seen = copy.copy(trial)
+    seen.state = TrialState.COMPLETE
+    seen.value = value
+    return seen
 
 
 class CappedView:
     """The study as the sampler sees it: near-miss capped trials completed at their cap.
 
-    Everything but the trial lists is the real study's. TPE reads trials through
-    `Study._get_trials` (with its per-thread cache) as well as `get_trials`; both are covered,
-    and a test checks that TPE's proposals do follow the view.
+    Like Optuna's `_BracketStudy` (optuna/pruners/_hyperband.py), it offers only what a
+    sampler reads: the trial lists, seen through the caps, and a fixed set of the real study's
+    members; anything else is an AttributeError, never silently the real study's. TPE reads
+    trials through `Study._get_trials` (with its per-trial cache, which the real study resets)
+    as well as `get_trials`; both are covered, and a test checks that TPE's proposals follow
+    the view.
     """
 
     def __init__(self, study: optuna.Study, near: float = NEAR) -> None:
@@ -73,7 +75,9 @@ class CappedView:
         self._near = near
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
+        if name in PRIVATE_STUDY_API or name in PUBLIC_STUDY_API:
+            return getattr(self._study, name)
+        raise AttributeError(f"the capped view of study {self._study.study_name!r} offers no {name!r}")
 
     @property
     def trials(self) -> list[FrozenTrial]:
@@ -104,4 +108,4 @@ class CappedAsCompleted(WrappedSampler):
         self.near = near
 
     def view(self, study: optuna.Study) -> optuna.Study:
-        return CappedView(study, self.near)  # type: ignore[return-value]  # duck-typed Study
+        return CappedView(study, self.near)  # type: ignore[return-value]  # a sampler's view of a Study

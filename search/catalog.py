@@ -6,9 +6,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from search.record import StudyRecord, TrialRecord, study_record
+from search.storage import opened
+from search.study import load_existing
 from search.trials import best_completed, completed
 
 
@@ -18,27 +21,55 @@ class StudyRow:
     states: dict[str, int]  # trials by state
     outcomes: dict[str, int]  # finished trials by outcome (reached, underfit, cannot_win...)
     best_value: float | None
-    best_trial: int | None
     target: float | None
     created: str | None
 
 
-def list_studies(storage: RDBStorage) -> list[StudyRow]:
+@dataclass(frozen=True)
+class StudyView:
+    """One study's record and its top trials (`studies show`)."""
+
+    name: str
+    record: StudyRecord | None
+    n_trials: int
+    top: list[TrialRecord]
+
+
+def list_studies(storage_url: str) -> list[StudyRow]:
+    with opened(storage_url) as storage:
+        return _rows(storage)
+
+
+def show_study(storage_url: str, name: str, top: int) -> StudyView:
+    with opened(storage_url) as storage:
+        study = load_existing(storage, name)
+        return StudyView(name, study_record(study), len(study.get_trials(deepcopy=False)),
+                         [TrialRecord.of(t) for t in top_trials(study, top)])  # fmt: skip
+
+
+def count_trials(storage_url: str, name: str) -> int:
+    """How many trials study `name` holds (a StudyError if there is no such study)."""
+    with opened(storage_url) as storage:
+        return len(load_existing(storage, name).get_trials(deepcopy=False))
+
+
+def _rows(storage: BaseStorage) -> list[StudyRow]:
     rows = []
     for summary in storage.get_all_studies():
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = study.get_trials(deepcopy=False)
         best = best_completed(trials)
+        record = study_record(study)
         rows.append(
             StudyRow(
                 name=summary.study_name,
                 states=dict(Counter(t.state.name.lower() for t in trials)),
-                outcomes=dict(Counter(t.user_attrs.get("outcome", "?") for t in trials if t.state.is_finished())),
+                outcomes=dict(
+                    Counter(TrialRecord.of(t).outcome or "?" for t in trials if t.state.is_finished())
+                ),
                 best_value=best.value if best else None,
-                best_trial=best.number if best else None,
-                target=study.user_attrs.get("target"),
-                created=study.user_attrs.get("created")
-                or (summary.datetime_start.isoformat(sep=" ", timespec="seconds") if summary.datetime_start else None),
+                target=record.target if record else None,
+                created=record.created if record else None,
             )
         )
     return rows
@@ -50,14 +81,14 @@ def top_trials(study: optuna.Study, n: int) -> list[FrozenTrial]:
     complete = completed(trials)
     pruned = sorted(
         (t for t in trials if t.state == TrialState.PRUNED),
-        key=lambda t: -t.user_attrs.get("best_val_accuracy", 0.0),
+        key=lambda t: -(TrialRecord.of(t).best_val_accuracy or 0.0),
     )
     return (complete + pruned)[:n]
 
 
-def delete_study(storage: RDBStorage, name: str) -> int:
+def delete_study(storage_url: str, name: str) -> int:
     """Delete the study; returns how many trials it held."""
-    study = optuna.load_study(study_name=name, storage=storage)
-    count = len(study.get_trials(deepcopy=False))
-    optuna.delete_study(study_name=name, storage=storage)
+    with opened(storage_url) as storage:
+        count = len(load_existing(storage, name).get_trials(deepcopy=False))
+        optuna.delete_study(study_name=name, storage=storage)
     return count

@@ -1,38 +1,79 @@
-"""The `lenet-search` command line: parses arguments, calls the library, and turns library
-errors into one-line messages with exit code 2."""
+"""The `lenet-search` command line: each command parses its arguments, makes one library
+call and prints the result. Refusals the user can fix (lenet.errors.InputError) become one
+line with exit code 2, here and nowhere else; any other exception is a bug and says so."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
-import traceback
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from lenet.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE, DataError, load_dataset
-from lenet.device import resolve_device
+from lenet.data import DEFAULT_VAL_SIZE
+from lenet.errors import InputError
 from lenet.train import EvalRecord, TrainConfig
-from search.configfile import ConfigFileError, load_config_file
-from search.provenance import stamp
+from search.algorithms import PRUNERS, SAMPLERS
 from search.space import DEFAULT_EVALS_PER_EPOCH, DEFAULT_MAX_EPOCHS
-from search.study import DEFAULT_STORAGE, DEFAULT_STUDY, PRUNERS, SAMPLERS
+from search.storage import DEFAULT_STORAGE
+from search.study import DEFAULT_STUDY
 from search.target import DEFAULT_TARGET
-
-if TYPE_CHECKING:
-    from search.launch import Prepared
-
-# Errors that mean "the input was wrong": one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ConfigFileError, ValueError, FileNotFoundError)
-DEFAULT_RUNS_DIR = Path("studies") / "runs"
+from search.train_run import DEFAULT_RUNS_DIR
 
 
-def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
+class Refused(click.ClickException):
+    """Input the user can fix: one line, exit code 2."""
+
+    exit_code = 2
+
+
+class Bug(click.ClickException):
+    """An exception no refusal explains: a bug in lenet-search."""
+
+    exit_code = 1
+
+
+_HELP_ERRORS = tuple(getattr(click.exceptions, n) for n in ("NoArgsIsHelpError",) if hasattr(click.exceptions, n))
+
+
+def _one_line(exc: click.UsageError) -> Refused:
+    """A usage error without the usage block above it: one line, as every refusal is."""
+    return Refused(exc.format_message())
+
+
+class LenetGroup(click.Group):
+    """Turns library exceptions into Click's one-line errors, in this one place."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _HELP_ERRORS:
+            raise
+        except click.UsageError as exc:
+            raise _one_line(exc) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _HELP_ERRORS:
+            raise
+        except click.UsageError as exc:
+            raise _one_line(exc) from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except InputError as exc:
+            if ctx.params.get("debug"):
+                raise
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise Refused(text) from exc
+        except Exception as exc:  # not KeyboardInterrupt or SystemExit: those are not bugs
+            if ctx.params.get("debug"):
+                raise
+            detail = str(exc).splitlines()[0] if str(exc) else ""
+            raise Bug(f"internal error, a bug in lenet-search: {type(exc).__name__}: {detail} "
+                      "(run again with --debug to see the traceback)") from exc  # fmt: skip
 
 
 def data_option(f):
@@ -72,7 +113,7 @@ def val_size_option(f):
     )(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LenetGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.version_option(package_name="lenet-search")
 @click.pass_context
@@ -148,67 +189,43 @@ def train(
       lenet-search train --data ../shared/data/cifar10-images.tar.gz --batch-size 128 \\
           --lr 0.05 --momentum 0.9 --step-size 4 --gamma 0.3 --epochs 10
     """
-    from search.runs import train_and_test, write_run
+    from search.train_run import TrainRequest, run_training, summary_lines
 
-    values: dict[str, Any] = {}
-    reported = None  # the exported trial's own time to target, to compare with
-    if config_file is not None:
-        loaded = load_config_file(config_file)
-        values = loaded.config.to_dict()
-        target = target if target is not None else loaded.target
-        reported = (loaded.document.get("metrics") or {}).get("seconds_to_target")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    config = TrainConfig.from_dict(values)
-    if stop_at_target and target is None:
-        raise click.UsageError("--stop-at-target needs a target: --target, or a --config export that has one")
-    dev = resolve_device(device)
-    dataset = load_dataset(data, dev, val_size=val_size, split_seed=DEFAULT_SPLIT_SEED)
-
-    bar = None
-    if not quiet and not as_json:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.max_epochs, unit="epoch", desc="train", file=sys.stderr, dynamic_ncols=True,
-                   bar_format="{l_bar}{bar}| {n:.4g}/{total} [{elapsed}<{remaining}{postfix}]")  # fmt: skip
-
-    def on_eval(record: EvalRecord) -> None:
-        if bar is not None:
-            bar.update(record.epoch - bar.n)
-            bar.set_postfix(loss=f"{record.train_loss:.3f}", train=f"{record.train_accuracy:.3f}",
-                            val=f"{record.val_accuracy:.3f}", lr=f"{record.lr:.3g}")  # fmt: skip
-
+    request = TrainRequest(overrides=overrides, config_file=config_file, data=data, device=device, threads=threads,
+                           val_size=val_size, target=target, stop_at_target=stop_at_target, out_dir=out_dir,
+                           write=not as_json)  # fmt: skip
+    bar = None if quiet or as_json else _EpochBar()
     try:
-        run = train_and_test(config, dataset, target=target, stop_at_target=stop_at_target, threads=threads,
-                             on_eval=on_eval)  # fmt: skip
+        run = run_training(request, on_start=bar.start if bar else None, on_eval=bar.on_eval if bar else None)
     finally:
         if bar is not None:
             bar.close()
-
-    paths = {}
-    if out_dir is not None or not as_json:
-        paths = write_run(out_dir or DEFAULT_RUNS_DIR / stamp(), run, dataset)
-    m = run.metrics
     if as_json:
-        click.echo(json.dumps(m, indent=2))
-        return
-    click.echo(f"started {m['started']}, finished {m['finished']} on {m['device']}"
-               + (f" ({m['threads']} threads)" if m["threads"] else ""))  # fmt: skip
-    click.echo(f"outcome: {m['outcome']} ({m['reason']})")
-    click.echo(f"epochs: {m['epochs']:.4g}, training time: {m['train_seconds']:.1f} s "
-               f"(wall {m['wall_seconds']:.1f} s with evaluation)")  # fmt: skip
-    click.echo(f"validation accuracy: best {m['best_val_accuracy']:.4f}, final {m['final_val_accuracy']:.4f}")
-    if target is not None:
-        if m["seconds_to_target"] is None:
-            click.echo(f"target {target:.4f}: not reached")
-        else:
-            click.echo(f"target {target:.4f}: reached after {m['seconds_to_target']:.1f} s of training "
-                       f"(epoch {m['epochs_to_target']:.4g})")  # fmt: skip
-            if reported:
-                change = 100 * (m["seconds_to_target"] / reported - 1)
-                click.echo(f"  the exported trial reported {reported:.1f} s ({change:+.0f} % here)")
-    click.echo(f"test accuracy: {m['test_accuracy']:.4f} (loss {m['test_loss']:.4f})")
-    for kind, path in paths.items():
-        click.echo(f"{kind}: {path}")
+        click.echo(json.dumps(run.metrics, indent=2))
+    else:
+        click.echo("\n".join(summary_lines(run)))
+
+
+class _EpochBar:
+    """A tqdm bar over the run's epochs, with loss and accuracies."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def start(self, config: TrainConfig) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=config.max_epochs, unit="epoch", desc="train", file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n:.4g}/{total} [{elapsed}<{remaining}{postfix}]")  # fmt: skip
+
+    def on_eval(self, record: EvalRecord) -> None:
+        self.bar.update(record.epoch - self.bar.n)
+        self.bar.set_postfix(loss=f"{record.train_loss:.3f}", train=f"{record.train_accuracy:.3f}",
+                             val=f"{record.val_accuracy:.3f}", lr=f"{record.lr:.3g}")  # fmt: skip
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 # -- bench -----------------------------------------------------------------------------------
@@ -260,32 +277,12 @@ def bench(
     Example:
       lenet-search bench --data ../shared/data/cifar10-images.tar.gz --batch-sizes 32,128,512
     """
-    from lenet.bench import run_benchmark
-    from lenet.device import set_threads
+    from lenet.bench import bench as run_bench
+    from search.text import bench_table
 
-    dev = resolve_device(device)
-    dataset = load_dataset(data, dev, val_size=val_size)
-    threads_used = set_threads(threads)
-    rows = run_benchmark(
-        dataset,
-        data,
-        batch_sizes,
-        epochs=epochs,
-        naive_batch_sizes=[] if no_naive else naive_batch_sizes,
-        threads=threads,
-        num_workers=workers,
-    )
-    if as_json:
-        payload = {"device": str(dev), "threads": threads_used, "train_images": len(dataset.train_x),
-                   "rows": [r.to_dict() for r in rows]}  # fmt: skip
-        click.echo(json.dumps(payload, indent=2))
-        return
-    click.echo(f"device {dev}, {threads_used} torch threads, {len(dataset.train_x)} training images per epoch")
-    click.echo(f"{'pipeline':<9}{'batch':>7}{'s/epoch':>10}{'images/s':>11}{'GFLOP/s':>9}{'speed-up':>10}")
-    for r in rows:
-        speedup = f"{r.speedup:.1f}x" if r.speedup is not None else "-"
-        click.echo(f"{r.pipeline:<9}{r.batch_size:>7}{r.epoch_seconds:>10.2f}{r.images_per_second:>11.0f}"
-                   f"{r.gflops:>9.1f}{speedup:>10}")  # fmt: skip
+    report = run_bench(data, device, batch_sizes, epochs=epochs, naive_batch_sizes=[] if no_naive else naive_batch_sizes,
+                       threads=threads, val_size=val_size, num_workers=workers)  # fmt: skip
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(bench_table(report)))
 
 
 # -- optimize --------------------------------------------------------------------------------
@@ -349,78 +346,39 @@ def optimize(
       lenet-search optimize --trials 100 --data ../shared/data/cifar10-images.tar.gz
       lenet-search optimize --trials 30 --jobs 2 --study quick --storage sqlite:///studies/quick.db
     """
-    from search.launch import prepare
-    from search.optimize import quiet_optuna
-    from search.study import close_storage
-
-    quiet_optuna()
-    prepared = prepare(
-        study_name=study_name, storage_url=storage, n_trials=trials, target_text=target_text,
-        space_file=space_file, max_epochs=max_epochs, evals_per_epoch=evals_per_epoch, sampler=sampler,
-        pruner=pruner, seed=seed,
-        data=data, device=device, jobs=jobs, timeout=timeout, val_size=val_size, baseline=baseline,
-        on_calibrate=None if quiet else lambda: click.echo("calibrating the target (training the reference schedule)...", err=True),
-    )  # fmt: skip
-    try:
-        _run_study(prepared, trials, study_name, storage, jobs, quiet)
-    finally:
-        close_storage(prepared.storage)
-
-
-def _run_study(prepared: "Prepared", trials: int, study_name: str, storage: str, jobs: int, quiet: bool) -> None:
-    """Run the prepared study with progress, then print the summary and the next commands."""
-    from optuna.trial import TrialState
-
-    from search.launch import best_summary
-    from search.optimize import Interrupted, run_worker, run_workers
+    from search.optimize import OptimizeRequest
+    from search.optimize import optimize as run_optimize
     from search.progress import StudyProgress
-    from search.study import count_states
+    from search.text import interrupted_message, optimize_summary, study_header
 
-    spec, study = prepared.spec, prepared.study
-    for note in prepared.notes:
-        click.echo(f"Warning: {note}", err=True)
-    if not quiet:
-        click.echo(f"study {study_name!r} in {storage}: target {spec.target:.4f} "
-                   f"({study.user_attrs.get('target_source')}), {trials} trials, {jobs} worker(s) x "
-                   f"{prepared.threads} threads on {spec.device}", err=True)  # fmt: skip
-    already = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    progress = StudyProgress(trials, already, quiet=quiet)
-    started = time.monotonic()
+    request = OptimizeRequest(
+        n_trials=trials, study_name=study_name, storage_url=storage, target_text=target_text, space_file=space_file,
+        max_epochs=max_epochs, evals_per_epoch=evals_per_epoch, sampler=sampler, pruner=pruner, seed=seed,
+        data=data, device=device, jobs=jobs, timeout=timeout, val_size=val_size, baseline=baseline,
+    )  # fmt: skip
+    progress: list[StudyProgress] = []
+
+    def on_start(prepared) -> None:
+        for note in prepared.notes:
+            click.echo(f"Warning: {note}", err=True)
+        if not quiet:
+            click.echo(study_header(prepared), err=True)
+        progress.append(StudyProgress.of(prepared.study, trials, quiet=quiet))
+
     try:
-        if jobs == 1:
-            run_worker(spec, 0, on_trial=progress.trial_finished)
-        else:
-            codes = run_workers(spec, jobs, on_trial=progress.trial_finished)
-            interrupted = [c for c in codes if c in (130, 143)]
-            if interrupted:
-                raise Interrupted(interrupted[0] - 128)
-            if any(c != 0 for c in codes):
-                _fail(f"worker(s) exited with codes {codes}; rerun the same command to finish the study")
-    except KeyboardInterrupt as exc:
-        progress.close()
-        code = exc.exit_code if isinstance(exc, Interrupted) else 130
-        click.echo(f"Interrupted ({exc or 'SIGINT'}): the running trial ended as FAIL with its reason and does not "
-                   f"count. Resume with the same command: lenet-search optimize --trials {trials} "
-                   f"--study {study_name} --storage {storage}", err=True)  # fmt: skip
-        sys.exit(code)
-    progress.close()
-    elapsed = time.monotonic() - started
-    counts = count_states(study)
-    best = best_summary(study)
-    click.echo(f"finished: {counts['complete']} reached the target, {counts['pruned']} pruned, "
-               f"{counts['fail']} failed; {elapsed:.0f} s wall")  # fmt: skip
-    if best is None:
-        click.echo(f"no trial reached the target {spec.target:.4f} yet; try more trials, more --max-epochs, or a lower --target")
-    else:
-        cfg = best["config"]
-        click.echo(f"best: trial {best['number']} reached {spec.target:.4f} in {best['seconds_to_target']:.1f} s of "
-                   f"training (epoch {best['epochs_to_target']:.4g}, best val {best['best_val_accuracy']:.4f})")  # fmt: skip
-        click.echo(f"  schedule: lr {cfg.get('lr'):.4g}, batch {cfg.get('batch_size')}, StepLR every "
-                   f"{cfg.get('step_size')} epochs x {cfg.get('gamma'):.3g}, momentum {cfg.get('momentum'):.3g}")  # fmt: skip
-    click.echo(f"stored in {storage} as study {study_name!r}")
-    click.echo("next:")
-    click.echo(f"  lenet-search dashboard --storage {storage}")
-    click.echo(f"  lenet-search export --study {study_name} --storage {storage} -o studies/best.json")
+        outcome = run_optimize(
+            request, on_start=on_start, on_trial=lambda t: progress[0].trial_finished(t),
+            on_calibrate=None if quiet else lambda: click.echo("calibrating the target (training the reference schedule)...", err=True),
+        )  # fmt: skip
+    finally:
+        if progress:
+            progress[0].close()
+    if outcome.interrupted is not None:
+        click.echo(interrupted_message(outcome), err=True)
+        sys.exit(outcome.interrupted)
+    if outcome.workers_failed:
+        raise Bug(f"worker(s) exited with codes {list(outcome.worker_codes)}; rerun the same command to finish the study")
+    click.echo("\n".join(optimize_summary(outcome)))
 
 
 # -- dashboard, export, studies, report -----------------------------------------------------
@@ -439,11 +397,9 @@ def dashboard(storage: str, host: str, port: int) -> None:
       lenet-search dashboard --storage sqlite:///studies/lenet.db --port 8080
     """
     from search.dashboard import serve
-    from search.study import make_storage
 
-    store = make_storage(storage)
-    click.echo(f"optuna-dashboard for {storage} at http://{host}:{port}/dashboard (Ctrl-C to stop)", err=True)
-    serve(store, host, port)
+    serve(storage, host, port, on_ready=lambda: click.echo(
+        f"optuna-dashboard for {storage} at http://{host}:{port}/dashboard (Ctrl-C to stop)", err=True))
 
 
 @cli.command()
@@ -462,16 +418,13 @@ def export(study_name: str, storage: str, trial_number: int | None, output: Path
       lenet-search export --study lenet5-cifar10 -o studies/best.json
       lenet-search train --config studies/best.json --data ../shared/data/cifar10-images.tar.gz --seed 1
     """
-    from search.export import export_document, pick_trial, write_json
-    from search.study import load_existing, make_storage
+    from search.export import export_trial
 
-    study = load_existing(make_storage(storage), study_name)
-    trial = pick_trial(study, trial_number)
-    document = export_document(study, trial, storage)
-    write_json(output, document)
-    m = document["metrics"]
-    reached = f"{m['seconds_to_target']:.1f} s to target" if m["seconds_to_target"] is not None else "did not reach the target"
-    click.echo(f"exported trial {trial.number} of {study_name!r} ({reached}, best val {m['best_val_accuracy']:.4f}) to {output}")
+    exported = export_trial(storage, study_name, trial_number, output)
+    t = exported.seconds_to_target
+    reached = f"{t:.1f} s to target" if t is not None else "did not reach the target"
+    click.echo(f"exported trial {exported.number} of {study_name!r} ({reached}, "
+               f"best val {exported.best_val_accuracy or 0:.4f}) to {output}")
 
 
 @cli.group(invoke_without_command=True)
@@ -489,21 +442,10 @@ def studies(ctx: click.Context, storage: str) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from search.catalog import list_studies
-    from search.study import make_storage
+    from search.text import studies_table
 
-    rows = list_studies(make_storage(storage))
-    if not rows:
-        click.echo(f"no studies in {storage}")
-        return
-    click.echo(f"{'study':<24}{'trials':>7}{'done':>6}{'pruned':>8}{'failed':>8}{'best s':>9}{'target':>8}  created / prune reasons")
-    for r in rows:
-        best = f"{r.best_value:.1f}" if r.best_value is not None else "-"
-        target = f"{r.target:.4f}" if r.target is not None else "-"
-        click.echo(f"{r.name:<24}{sum(r.states.values()):>7}{r.states.get('complete', 0):>6}{r.states.get('pruned', 0):>8}"
-                   f"{r.states.get('fail', 0):>8}{best:>9}{target:>8}  {r.created or '-'}")  # fmt: skip
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items(), key=lambda kv: -kv[1]))
-        if reasons:
-            click.echo(f"{'':<24}{'':>46}  {reasons}")
+    rows = list_studies(storage)
+    click.echo("\n".join(studies_table(rows)) if rows else f"no studies in {storage}")
 
 
 @studies.command("show")
@@ -519,20 +461,10 @@ def studies_show(ctx: click.Context, name: str, storage: str | None, top: int) -
     Example:
       lenet-search studies show lenet5-cifar10 --top 5
     """
-    from optuna.trial import TrialState
+    from search.catalog import show_study
+    from search.text import study_table
 
-    from search.catalog import top_trials
-    from search.progress import format_params
-    from search.study import load_existing, make_storage
-
-    study = load_existing(make_storage(storage or ctx.obj["storage"]), name)
-    click.echo(f"study {name!r}: target {study.user_attrs.get('target')}, {len(study.trials)} trials")
-    click.echo(f"{'trial':>5} {'state':<8}{'s to target':>12}{'epochs':>7}{'best val':>9}  parameters | outcome")
-    for t in top_trials(study, top):
-        value = f"{t.value:.1f}" if t.state == TrialState.COMPLETE else "-"  # a pruned trial's value is its last error
-        a = t.user_attrs
-        click.echo(f"{t.number:>5} {t.state.name.lower():<8}{value:>12}{a.get('epochs', 0):>7.4g}"
-                   f"{a.get('best_val_accuracy', 0):>9.4f}  {format_params(t.params)} | {a.get('reason', '')}")  # fmt: skip
+    click.echo("\n".join(study_table(show_study(storage or ctx.obj["storage"], name, top))))
 
 
 @studies.command("delete")
@@ -547,16 +479,13 @@ def studies_delete(ctx: click.Context, name: str, storage: str | None, yes: bool
     Example:
       lenet-search studies delete old-study --yes
     """
-    from search.catalog import delete_study
-    from search.study import load_existing, make_storage
+    from search.catalog import count_trials, delete_study
 
-    store = make_storage(storage or ctx.obj["storage"])
-    study = load_existing(store, name)
-    if not yes and not click.confirm(f"delete study {name!r} and its {len(study.trials)} trials?", default=False):
+    url = storage or ctx.obj["storage"]
+    if not yes and not click.confirm(f"delete study {name!r} and its {count_trials(url, name)} trials?", default=False):
         click.echo("nothing deleted")
         return
-    count = delete_study(store, name)
-    click.echo(f"deleted study {name!r} ({count} trials)")
+    click.echo(f"deleted study {name!r} ({delete_study(url, name)} trials)")
 
 
 @cli.command()
@@ -574,47 +503,22 @@ def report(study_name: str, storage: str, out_dir: Path | None, top: int) -> Non
     Example:
       lenet-search report --study lenet5-cifar10 -o studies/report
     """
-    from search.report import write_report
-    from search.study import load_existing, make_storage
+    from search.report import report_study
 
-    study = load_existing(make_storage(storage), study_name)
-    files = write_report(study, out_dir or Path("studies") / f"report-{study_name}", top=top)
-    for kind, path in files.items():
-        click.echo(f"{kind}: {path}")
+    files = report_study(storage, study_name, out_dir or Path("studies") / f"report-{study_name}", top=top)
+    click.echo("\n".join(f"{kind}: {path}" for kind, path in files.items()))
 
 
 # -- entry point -----------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: every error is one line on stderr with exit code 2,
-    unless --debug asks for the traceback."""
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    """Console-script entry point. Ctrl-C outside a study's trials exits with 130."""
     try:
-        cli.main(args=args, prog_name="lenet-search", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        if debug:
-            raise
-        _fail(exc.format_message())
-    except USER_ERRORS as exc:
-        if debug:
-            raise
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        cli.main(args=argv, prog_name="lenet-search")
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
-    except Exception as exc:  # an unexpected failure: still one line, with a pointer to --debug
-        if debug:
-            traceback.print_exc()
-            sys.exit(1)
-        click.echo(f"Error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lenet.errors import InputError
 from lenet.train import TrainConfig
 
 
-class ConfigFileError(ValueError):
+class ConfigFileError(InputError):
     """A config file that cannot be read or does not describe a TrainConfig."""
 
 

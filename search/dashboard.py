@@ -1,27 +1,52 @@
 """optuna-dashboard on a study storage, with the study explained on its page: a note naming
-the objective and target, and a plotly figure of validation accuracy against training
-seconds for the best trials."""
+the objective and target, a plotly figure of validation accuracy against training seconds
+for the best trials, and a note on each trial saying how it ended."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import optuna
-import plotly.graph_objects as go
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage
 
 from search.catalog import top_trials
-from search.plots import Curve
+from search.record import StudyRecord, TrialResult, study_record
+from search.storage import opened
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 FIGURE_ID = "lenet-search-curves"  # a fixed id: annotating again replaces the figure
 
 
+def save_trial_note(trial: optuna.Trial, result: TrialResult, target: float, device: str) -> None:
+    """A note on the trial's dashboard page: how it ended and why, against which target."""
+    import optuna_dashboard
+
+    to_target = result.seconds_to_target
+    lines = [
+        f"**Outcome**: {result.outcome}: {result.reason}",
+        f"**Target** validation accuracy {target:.4f}: "
+        + (f"reached after {to_target:.1f} s of training" if to_target is not None else "not reached"),
+        f"Best validation accuracy {result.best_val_accuracy:.4f} after {result.epochs:.4g} epochs, "
+        f"{result.train_seconds:.1f} s of training on {device}.",
+    ]
+    optuna_dashboard.save_note(trial, "\n\n".join(lines))
+
+
 def curves_figure(study: optuna.Study, top: int = 5) -> go.Figure:
+    import plotly.graph_objects as go  # here, not at import: the objective's workers never plot
+
+    from search.plots import Curve
+
     fig = go.Figure()
     for trial in top_trials(study, top):
         c = Curve.from_trial(trial)
         fig.add_trace(go.Scatter(x=c.seconds, y=c.val_accuracy, mode="lines+markers", name=c.label))
-    target = study.user_attrs.get("target")
-    if target is not None:
-        fig.add_hline(y=target, line_dash="dash", annotation_text=f"target {target:.3f}")
+    record = study_record(study)
+    if record is not None:
+        fig.add_hline(y=record.target, line_dash="dash", annotation_text=f"target {record.target:.3f}")
     fig.update_layout(
         title=f"Validation accuracy against training seconds, top {top} trials",
         xaxis_title="training seconds (evaluation excluded)",
@@ -30,15 +55,14 @@ def curves_figure(study: optuna.Study, top: int = 5) -> go.Figure:
     return fig
 
 
-def study_note(study: optuna.Study) -> str:
-    a = study.user_attrs
+def study_note(study: optuna.Study, record: StudyRecord) -> str:
     return "\n\n".join(
         [
             f"## {study.study_name}",
-            f"**Objective** (minimised): {a.get('objective', 'training seconds to target')}.",
-            f"**Target** validation accuracy: **{a.get('target')}** ({a.get('target_source', '')}).",
-            f"**Intermediate values**: {a.get('intermediate_values', 'validation error per evaluation')}.",
-            f"Timed on {a.get('device')} with {a.get('threads')} torch threads per worker; created {a.get('created')}.",
+            f"**Objective** (minimised): {record.objective}.",
+            f"**Target** validation accuracy: **{record.target}** ({record.target_source}).",
+            f"**Intermediate values**: {record.intermediate_values}.",
+            f"Timed on {record.device} with {record.threads} torch threads per worker; created {record.created}.",
             "Each trial's user attributes hold its outcome and reason (pruning rule), full learning curve "
             "(`curve`), config, seed, device and library versions.",
         ]
@@ -47,18 +71,26 @@ def study_note(study: optuna.Study) -> str:
 
 def annotate(study: optuna.Study) -> None:
     """Attach the note and the figure to the study (lenet-search studies only)."""
-    if "target" not in study.user_attrs:
+    record = study_record(study)
+    if record is None:
         return
     import optuna_dashboard
 
-    optuna_dashboard.save_note(study, study_note(study))
+    optuna_dashboard.save_note(study, study_note(study, record))
     optuna_dashboard.save_plotly_graph_object(study, curves_figure(study), graph_object_id=FIGURE_ID)
 
 
-def serve(storage: RDBStorage, host: str, port: int) -> None:
+def serve(storage_url: str, host: str, port: int, on_ready: Callable[[], None] | None = None) -> None:
     """Annotate every study, then serve the dashboard until interrupted."""
     import optuna_dashboard
 
+    with opened(storage_url) as storage:
+        annotate_all(storage)
+        if on_ready is not None:
+            on_ready()
+        optuna_dashboard.run_server(storage, host=host, port=port)
+
+
+def annotate_all(storage: BaseStorage) -> None:
     for summary in storage.get_all_studies():
         annotate(optuna.load_study(study_name=summary.study_name, storage=storage))
-    optuna_dashboard.run_server(storage, host=host, port=port)

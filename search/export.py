@@ -9,15 +9,28 @@ from typing import Any
 import optuna
 
 from lenet.atomic import atomic_write
-from lenet.train import TrainConfig
+from lenet.errors import InputError
 from search.provenance import library_versions, now_text
+from search.record import TrialRecord, study_record
+from search.storage import opened
+from search.study import load_existing
 from search.trials import best_completed
 
 EXPORT_FORMAT = "lenet-search/export-v1"
 
 
-class ExportError(ValueError):
+class ExportError(InputError):
     """Nothing exportable: an empty study, no trial at the target, an unknown trial."""
+
+
+def export_trial(storage_url: str, study_name: str, number: int | None, output: Path) -> TrialRecord:
+    """Write the best trial of the study (or trial `number`) to `output`; returns its record."""
+    with opened(storage_url) as storage:
+        study = load_existing(storage, study_name)
+        trial = pick_trial(study, number)
+        document = export_document(study, trial, storage_url)
+    write_json(output, document)
+    return TrialRecord.of(trial)
 
 
 def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
@@ -26,15 +39,16 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
         match = [t for t in trials if t.number == number]
         if not match:
             raise ExportError(f"study {study.study_name!r} has no trial {number} (it has {len(trials)} trials)")
-        if "config" not in match[0].user_attrs:
+        if TrialRecord.of(match[0]).config is None:
             raise ExportError(f"trial {number} of study {study.study_name!r} never started training")
         return match[0]
     best = best_completed(trials)
     if best is None:
         if not trials:
             raise ExportError(f"study {study.study_name!r} has no trials yet; run `lenet-search optimize` first")
+        record = study_record(study)
         raise ExportError(
-            f"no trial of study {study.study_name!r} reached its target {study.user_attrs.get('target')} "
+            f"no trial of study {study.study_name!r} reached its target {record.target if record else None} "
             f"({len(trials)} trials); run more trials, or export one with --trial N"
         )
     return best
@@ -42,34 +56,35 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
 
 def export_document(study: optuna.Study, trial: optuna.trial.FrozenTrial, storage_url: str) -> dict[str, Any]:
     """Every TrainConfig field, the trial's measures and where they came from."""
-    attrs = trial.user_attrs
-    config = TrainConfig.from_dict(attrs["config"])  # validates what the study holds
+    r = TrialRecord.of(trial)
+    record = study_record(study)
+    assert r.config is not None  # pick_trial returns trials that trained
     return {
         "format": EXPORT_FORMAT,
-        "config": config.to_dict(),
+        "config": r.config.to_dict(),
         "metrics": {
-            "seconds_to_target": attrs.get("seconds_to_target"),
-            "epochs_to_target": attrs.get("epochs_to_target"),
-            "images_to_target": attrs.get("images_to_target"),
-            "best_val_accuracy": attrs.get("best_val_accuracy"),
-            "train_seconds": attrs.get("train_seconds"),
-            "outcome": attrs.get("outcome"),
-            "reason": attrs.get("reason"),
+            "seconds_to_target": r.seconds_to_target,
+            "epochs_to_target": r.epochs_to_target,
+            "images_to_target": r.images_to_target,
+            "best_val_accuracy": r.best_val_accuracy,
+            "train_seconds": r.train_seconds,
+            "outcome": r.outcome,
+            "reason": r.reason,
         },
         "study": {
             "name": study.study_name,
             "storage": storage_url,
             "trial": trial.number,
             "state": trial.state.name,
-            "target": study.user_attrs.get("target"),
-            "objective": study.user_attrs.get("objective"),
+            "target": record.target if record else None,
+            "objective": record.objective if record else None,
         },
         "provenance": {
-            "seed": attrs.get("seed"),
-            "device": attrs.get("device"),
-            "threads": attrs.get("threads"),
-            "data_checksum": attrs.get("data_checksum"),
-            "trial_versions": attrs.get("versions"),
+            "seed": r.seed,
+            "device": r.device,
+            "threads": r.threads,
+            "data_checksum": r.data_checksum,
+            "trial_versions": r.versions,
             "trial_finished": trial.datetime_complete.isoformat(sep=" ", timespec="seconds")
             if trial.datetime_complete
             else None,

@@ -1,186 +1,80 @@
-"""Running a study to its total of finished trials, in this process or in J worker processes.
-
-`--trials N` means N finished (complete + pruned) trials in the study, whoever ran them: a
-rerun after an interruption runs only the rest, and workers sharing a storage share the
-count. Failed trials (a crash, a killed worker) do not count and are retried.
-"""
+"""`lenet-search optimize` as one library call: prepare the study, run its trials (here or
+in worker processes), and return how it went."""
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
-import signal
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import optuna
-from optuna.trial import FrozenTrial, TrialState
+from search.prepare import OptimizeRequest, Prepared, prepare
+from search.record import TrialRecord
+from search.storage import close_storage
+from search.trials import best_completed, count_states
+from search.workers import Interrupted, TrialCallback, quiet_optuna, run_trials, run_workers
 
-from lenet.data import load_dataset
-from lenet.device import set_threads
-from search.baseline import with_baseline
-from search.objective import Objective, SurplusTrial, TrialFailed
-from search.space import SearchSpace
-from search.study import (
-    FINISHED,
-    GRACE_SECONDS,
-    HEARTBEAT_SECONDS,
-    close_storage,
-    make_pruner,
-    make_sampler,
-    make_storage,
-)
-
-TrialCallback = Callable[[FrozenTrial], None]
+INTERRUPT_CODES = (130, 143)  # a worker ended by SIGINT or SIGTERM
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    """Everything a worker process needs to join the study (picklable)."""
+class StudyOutcome:
+    """How an `optimize` run ended."""
 
-    study_name: str
-    storage_url: str
-    n_trials: int
+    request: OptimizeRequest
     target: float
-    space: SearchSpace
-    sampler: str
-    pruner: str
-    seed: int
-    data: str | None
-    device: str
-    val_size: int
-    threads: int | None
-    timeout: float | None = None
-
-
-def quiet_optuna() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("optuna").setLevel(logging.ERROR)  # catch=(SurplusTrial,) logs as a warning
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM: the running trial is ended (FAIL, with the reason) and the run stops."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    counts: dict[str, int]  # the study's trials by state
+    wall_seconds: float
+    best: TrialRecord | None  # the fastest trial to the target, None if none reached it
+    interrupted: int | None = None  # the exit code for the signal that stopped the run (130, 143)
+    worker_codes: tuple[int, ...] = ()  # exit codes of worker processes (--jobs > 1)
 
     @property
-    def exit_code(self) -> int:
-        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+    def workers_failed(self) -> bool:
+        return any(c != 0 for c in self.worker_codes) and self.interrupted is None
 
 
-def _raise_interrupted(signum, frame) -> None:
-    raise Interrupted(signum)
-
-
-def install_signal_handlers() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _raise_interrupted)
-
-
-def finished_count(study: optuna.Study) -> tuple[int, int]:
-    """(finished, running) trials of the study."""
-    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-    done = sum(1 for t in trials if t.state in FINISHED)
-    return done, len(trials) - done
-
-
-def run_worker(spec: RunSpec, worker_index: int = 0, on_trial: TrialCallback | None = None) -> None:
-    """Run trials until the study has `spec.n_trials` finished ones (or the timeout passes)."""
+def optimize(
+    request: OptimizeRequest,
+    *,
+    on_calibrate: Callable[[], None] | None = None,
+    on_start: Callable[[Prepared], None] | None = None,
+    on_trial: TrialCallback | None = None,
+) -> StudyOutcome:
+    """Run the study to `request.n_trials` finished trials. Input the user can fix raises an
+    InputError before anything is written; an interruption is returned, not raised."""
     quiet_optuna()
-    install_signal_handlers()
-    threads = set_threads(spec.threads) if spec.device.startswith("cpu") else spec.threads
-    storage = make_storage(spec.storage_url)
-    seed = spec.seed + worker_index  # distinct proposals per worker, reproducible per worker
-    study = optuna.load_study(
-        study_name=spec.study_name,
-        storage=storage,
-        sampler=make_sampler(spec.sampler, seed),
-        pruner=make_pruner(spec.pruner, spec.target),
-    )
-    study.sampler = with_baseline(study.sampler, study.user_attrs)
+    prepared = prepare(request, on_calibrate)
     try:
-        _run_trials(spec, study, threads, on_trial)
+        if on_start is not None:
+            on_start(prepared)
+        return _run(prepared, on_trial)
     finally:
-        close_storage(storage)
+        close_storage(prepared.storage)
 
 
-def _run_trials(spec: RunSpec, study: optuna.Study, threads: int | None, on_trial: TrialCallback | None) -> None:
-    data = load_dataset(spec.data, spec.device, val_size=spec.val_size)
-    objective = Objective(spec.space, spec.target, data, spec.seed, spec.n_trials, threads)
-    callbacks = [lambda _study, trial: on_trial(trial)] if on_trial else []
-    deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-    settle_until = None
-    while deadline is None or time.monotonic() < deadline:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, then retried
-        done, running = finished_count(study)
-        if done >= spec.n_trials:
-            # Counting never lets a live worker run past N, so a trial still RUNNING now was
-            # left by a killed worker: wait for its heartbeat to go stale so that it is
-            # marked FAIL rather than left RUNNING, but no longer than the grace period.
-            settle_until = settle_until or time.monotonic() + GRACE_SECONDS + HEARTBEAT_SECONDS
-            if running == 0 or time.monotonic() > settle_until:
-                return
-            time.sleep(1.0)
-            continue
-        if done + running >= spec.n_trials:
-            time.sleep(1.0)  # the last trials are running elsewhere; they may still fail
-            continue
-        study.optimize(
-            objective, n_trials=1, catch=(SurplusTrial, TrialFailed), callbacks=callbacks, gc_after_trial=False
-        )
-
-
-def _worker_main(spec: RunSpec, worker_index: int) -> None:
+def _run(prepared: Prepared, on_trial: TrialCallback | None) -> StudyOutcome:
+    spec, study = prepared.spec, prepared.study
+    jobs = prepared.request.jobs
+    started = time.monotonic()
+    interrupted, codes = None, ()
     try:
-        run_worker(spec, worker_index)
+        if jobs == 1:
+            run_trials(spec, study, on_trial)
+        else:
+            codes = tuple(run_workers(spec, jobs, study, on_trial))
+            stopped = [c for c in codes if c in INTERRUPT_CODES]
+            interrupted = stopped[0] if stopped else None
     except Interrupted as exc:
-        raise SystemExit(exc.exit_code) from None
+        interrupted = exc.exit_code
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
-
-
-def run_workers(spec: RunSpec, jobs: int, on_trial: TrialCallback | None = None, poll_seconds: float = 1.0) -> list[int]:
-    """Start `jobs` worker processes on the study and report finished trials as they appear.
-
-    Processes, not threads (the GIL), each with its share of the cores. Returns the workers'
-    exit codes.
-    """
-    ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state, no shared DB connections
-    workers = [ctx.Process(target=_worker_main, args=(spec, i), name=f"lenet-worker-{i}") for i in range(jobs)]
-    for w in workers:
-        w.start()
-    install_signal_handlers()
-    storage = make_storage(spec.storage_url)
-    study = optuna.load_study(study_name=spec.study_name, storage=storage)
-    seen = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
-    try:
-        while True:
-            alive = any(w.is_alive() for w in workers)
-            for t in study.get_trials(deepcopy=False, states=FINISHED):
-                if t.number not in seen:
-                    seen.add(t.number)
-                    if on_trial:
-                        on_trial(t)
-            if not alive:
-                break
-            time.sleep(poll_seconds)
-    except Interrupted:
-        # Ctrl-C reaches the workers too (same process group); a SIGTERM to this process
-        # alone is passed on, so that every worker ends its trial with a reason.
-        for w in workers:
-            if w.is_alive():
-                w.terminate()
-        for w in workers:
-            w.join(timeout=60)
-        raise
-    finally:
-        close_storage(storage)
-    for w in workers:
-        w.join()
-    return [w.exitcode if w.exitcode is not None else -1 for w in workers]
+        interrupted = 130
+    best = best_completed(study.get_trials(deepcopy=False))
+    return StudyOutcome(
+        request=prepared.request,
+        target=spec.target,
+        counts=count_states(study),
+        wall_seconds=time.monotonic() - started,
+        best=TrialRecord.of(best) if best else None,
+        interrupted=interrupted,
+        worker_codes=codes,
+    )

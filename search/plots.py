@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
+from search.record import TrialRecord  # noqa: E402
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -43,7 +45,7 @@ class Curve:
             label += f" {trial.value:.0f}s"
         if p:
             label += f" (bs {p.get('batch_size', '?')}, lr {p.get('lr', float('nan')):.3g})"
-        return cls.from_points(label, trial.user_attrs.get("curve", []))
+        return cls.from_points(label, TrialRecord.of(trial).curve)
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

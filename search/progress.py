@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from search.baseline import BASELINE_ATTR
 from search.pruner import epochs_text
+from search.record import TrialRecord
+from search.trials import FINISHED
 
 PARAM_LABELS = {"lr": "lr", "batch_size": "bs", "step_size": "step", "gamma": "gamma", "momentum": "mom"}
 
@@ -22,19 +24,17 @@ def format_params(params: dict) -> str:
 
 
 def format_trial_line(t: FrozenTrial) -> str:
-    attrs = t.user_attrs
+    r = TrialRecord.of(t)
     state = "done" if t.state == TrialState.COMPLETE else t.state.name.lower()
     params = format_params(t.params)
-    best = attrs.get("best_val_accuracy")
-    epochs = attrs.get("epochs", 0)
-    progress = f"{epochs_text(epochs)}, {attrs.get('train_seconds', 0):.1f} s"
-    if best is not None:
-        progress += f", best val {best:.4f}"
+    progress = f"{epochs_text(r.epochs)}, {r.train_seconds:.1f} s"
+    if r.best_val_accuracy is not None:
+        progress += f", best val {r.best_val_accuracy:.4f}"
     head = f"trial {t.number:>3} {state:<7}"
-    if t.state == TrialState.COMPLETE:
-        head += f" {t.value:6.1f} s to target"
-    reason = attrs.get("reason", "")
-    if attrs.get(BASELINE_ATTR):
+    if r.value is not None:
+        head += f" {r.value:6.1f} s to target"
+    reason = r.reason
+    if r.baseline:
         reason = f"baseline (train's defaults): {reason}"
     return f"{head} | {params} | {progress} | {reason}"
 
@@ -53,6 +53,11 @@ class StudyProgress:
             self.bar = tqdm(total=n_trials, initial=min(len(already), n_trials), desc="study", unit="trial",
                             file=sys.stderr, dynamic_ncols=True)  # fmt: skip
             self._postfix()
+
+    @classmethod
+    def of(cls, study: optuna.Study, n_trials: int, quiet: bool = False) -> StudyProgress:
+        """Progress of `study` towards `n_trials`, counting the trials it has finished already."""
+        return cls(n_trials, study.get_trials(deepcopy=False, states=FINISHED), quiet=quiet)
 
     def _postfix(self) -> None:
         if self.bar is not None:

@@ -21,9 +21,13 @@ The windows of rules 1, 3, 4 and 5 are in epochs, not evaluations, so that evalu
 often (`evals_per_epoch`) gives the rules more chances to decide without making them judge
 on shorter stretches of a noisy curve.
 
-Trials report their learning curve as the user attribute `curve` (a list of points with
+Trials store their learning curve in their record (search/record.py: points with
 `train_seconds`, `val_accuracy` and `epoch`) before asking whether to prune; rule 5 also
-reads the trial's `config` attribute (step_size, gamma, max_epochs).
+reads the trial's config (step_size, gamma, max_epochs).
+
+The contract with the objective: after `should_prune()` said yes, `explain(pruner, number,
+point)` gives the decision, a rule and a reason; an `ExplainingPruner` keeps its own, and
+Optuna's pruners get a generic one.
 """
 
 from __future__ import annotations
@@ -35,11 +39,10 @@ from dataclasses import dataclass
 
 import optuna
 from optuna.pruners import BasePruner
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-from search.trials import best_completed
-
-CURVE_ATTR = "curve"
+from search.record import CurvePoint, TrialRecord, curve_of
+from search.trials import FINISHED, best_completed
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Decision:
 
 def curve_points(trial: FrozenTrial) -> list[tuple[float, float]]:
     """(training seconds, validation accuracy) at each evaluation of `trial`."""
-    return [(p["train_seconds"], p["val_accuracy"]) for p in trial.user_attrs.get(CURVE_ATTR, [])]
+    return [(p["train_seconds"], p["val_accuracy"]) for p in curve_of(trial)]
 
 
 def best_so_far_at(points: Sequence[tuple[float, float]], seconds: float) -> float | None:
@@ -66,11 +69,43 @@ def best_so_far_at(points: Sequence[tuple[float, float]], seconds: float) -> flo
     return max((a for _, a in points[:upto]), default=0.0)
 
 
-class SaturationPruner(BasePruner):
-    """Prunes trials that cannot reach the target first; see the module docstring.
+class ExplainingPruner(BasePruner):
+    """A pruner that says why: the last decision that pruned each trial number."""
 
-    `reasons[trial_number]` holds the last decision for each trial this instance pruned.
-    """
+    def __init__(self) -> None:
+        self._decisions: dict[int, Decision] = {}
+
+    def decision_for(self, number: int) -> Decision | None:
+        """Why this pruner last pruned trial `number` (in this process), or None."""
+        return self._decisions.get(number)
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        decision = self.decide(study, trial)
+        if decision is not None:
+            self._decisions[trial.number] = decision
+        return decision is not None
+
+    def decide(self, study: optuna.Study, trial: FrozenTrial) -> Decision | None:
+        raise NotImplementedError
+
+
+def explain(pruner: BasePruner, number: int, point: CurvePoint) -> Decision:
+    """Why `pruner` pruned trial `number` at evaluation `point`: its own decision if it keeps
+    them, else one that names the pruner and where it stopped the trial."""
+    if isinstance(pruner, ExplainingPruner):
+        decision = pruner.decision_for(number)
+        if decision is not None:
+            return decision
+    name = type(pruner).__name__.removesuffix("Pruner").lower()
+    reason = (
+        f"{name} pruner: validation error {1 - point['val_accuracy']:.4f} at epoch {point['epoch']:.4g} "
+        f"({point['train_seconds']:.1f} s)"
+    )
+    return Decision(name, reason)
+
+
+class SaturationPruner(ExplainingPruner):
+    """Prunes trials that cannot reach the target first; see the module docstring."""
 
     def __init__(
         self,
@@ -88,6 +123,19 @@ class SaturationPruner(BasePruner):
         plateau_delta: float = 0.005,
         reach_epochs: float = 3.0,  # 0 turns the out-of-reach rule off
     ) -> None:
+        super().__init__()
+        _check_range("target", target, 0, 1, low_open=True, high_open=True)
+        _check_range("chance", chance, 0, 1)
+        _check_range("chance_margin", chance_margin, 0, 1)
+        _check_range("peer_quantile", peer_quantile, 0, 1)
+        _check_range("underfit_margin", underfit_margin, 0, 1)
+        _check_range("plateau_delta", plateau_delta, 0, 1)
+        _check_range("lookahead", lookahead, 0, math.inf)
+        for name, value in (("chance_epochs", chance_epochs), ("min_epochs", min_epochs),
+                            ("plateau_epochs", plateau_epochs), ("reach_epochs", reach_epochs)):  # fmt: skip
+            _check_range(name, value, 0, math.inf)
+        if isinstance(min_peers, bool) or not isinstance(min_peers, int) or min_peers < 1:
+            raise ValueError(f"min_peers must be an integer of at least 1, got {min_peers!r}")
         self.target = target
         self.chance = chance
         self.chance_margin = chance_margin
@@ -101,16 +149,9 @@ class SaturationPruner(BasePruner):
         self.plateau_epochs = plateau_epochs
         self.plateau_delta = plateau_delta
         self.reach_epochs = reach_epochs
-        self.reasons: dict[int, Decision] = {}
-
-    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        decision = self.decide(study, trial)
-        if decision is not None:
-            self.reasons[trial.number] = decision
-        return decision is not None
 
     def decide(self, study: optuna.Study, trial: FrozenTrial) -> Decision | None:
-        curve = trial.user_attrs.get(CURVE_ATTR, [])
+        curve = curve_of(trial)
         if not curve:
             return None
         points = curve_points(trial)
@@ -126,7 +167,7 @@ class SaturationPruner(BasePruner):
                 f"diverged: validation accuracy {best:.3f} is still at chance level after {epochs_text(now)}",
             )
 
-        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        finished = study.get_trials(deepcopy=False, states=FINISHED)
         leader = best_completed(finished)
         if leader is not None:
             times = [t for t, _ in points]
@@ -181,21 +222,21 @@ class SaturationPruner(BasePruner):
         best: float,
         leader: FrozenTrial | None,
     ) -> Decision | None:
-        config = trial.user_attrs.get("config")
+        config = TrialRecord.of(trial).config
         split = _window_start(epochs, self.reach_epochs) if self.reach_epochs > 0 else None
-        if not config or split is None:
+        if config is None or split is None:
             return None
         epoch, seconds = epochs[-1], points[-1][0]
-        horizon, limit = float(config["max_epochs"]), f"its budget of {config['max_epochs']} epochs"
+        horizon, limit = float(config.max_epochs), f"its budget of {config.max_epochs} epochs"
         if leader is not None and seconds > 0:
             leader_epoch = leader.value * epoch / seconds  # this trial's epochs in the leader's time
             if leader_epoch < horizon:
                 horizon, limit = leader_epoch, f"{leader.value:.1f} s, trial {leader.number}'s time to target"
         if horizon <= epoch + EPS:
             return None  # its last epoch: it ends out of budget, which says it better
-        step = config["step_size"]
+        step = config.step_size
         # Decays at epoch boundaries >= `epoch` have not shown in the curve yet.
-        if config["gamma"] < 1 and math.ceil(epoch / step - EPS) * step < horizon:
+        if config.gamma < 1 and math.ceil(epoch / step - EPS) * step < horizon:
             return None
         before = max(a for _, a in points[:split])
         rate = max(0.0, best - before) / (epoch - epochs[split - 1])
@@ -207,6 +248,15 @@ class SaturationPruner(BasePruner):
             f"out of reach: gaining {100 * rate:.2f} points per epoch (last {epochs_text(self.reach_epochs)}), "
             f"it would have {reach:.3f} by epoch {horizon:.1f} ({limit}), below the target {self.target:.3f}",
         )
+
+
+def _check_range(name: str, value: float, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
+    """As optuna/pruners/_percentile.py does: refuse a setting outside its range at once."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a number in {span}, got {value!r}")
 
 
 EPS = 1e-6  # evaluation epochs are fractions like 0.52 or 2.0; compare them with a tolerance

@@ -15,6 +15,9 @@ from search.catalog import top_trials
 from search.plots import Curve, plot_bars, plot_curves, plot_history, plot_lr_schedules
 from search.progress import format_params
 from search.provenance import now_text
+from search.record import StudyRecord, TrialRecord, study_record
+from search.storage import opened
+from search.study import load_existing
 
 
 def param_importances(study: optuna.Study) -> dict[str, float] | None:
@@ -30,11 +33,18 @@ def param_importances(study: optuna.Study) -> dict[str, float] | None:
         return None
 
 
+def report_study(storage_url: str, study_name: str, out_dir: Path, top: int = 5) -> dict[str, Path]:
+    """Write the report of study `study_name`; returns the files by kind."""
+    with opened(storage_url) as storage:
+        return write_report(load_existing(storage, study_name), out_dir, top)
+
+
 def write_report(study: optuna.Study, out_dir: Path, top: int = 5) -> dict[str, Path]:
     """Write PNGs and index.html (images embedded, so the page stands alone) into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
-    target = study.user_attrs.get("target")
+    record = study_record(study)
+    target = record.target if record else None
     best = top_trials(study, top)
     curves = [Curve.from_trial(t) for t in best]
     files: dict[str, Path] = {
@@ -43,14 +53,14 @@ def write_report(study: optuna.Study, out_dir: Path, top: int = 5) -> dict[str, 
                               f"validation accuracy of the top {len(curves)} trials"),  # fmt: skip
         "lr": plot_lr_schedules(curves, out_dir / "lr_schedules.png"),
     }
-    outcomes = Counter(t.user_attrs.get("outcome", t.state.name.lower()) for t in trials)
+    outcomes = Counter(TrialRecord.of(t).outcome or t.state.name.lower() for t in trials)
     files["outcomes"] = plot_bars(dict(outcomes.most_common()), out_dir / "outcomes.png", "how trials ended", "trials")
     importances = param_importances(study)
     if importances:
         files["importances"] = plot_bars(importances, out_dir / "importances.png",
                                          "parameter importance for the time to target (fANOVA)", "importance")  # fmt: skip
     files["html"] = out_dir / "index.html"
-    files["html"].write_text(_html(study, trials, best, outcomes, files))
+    files["html"].write_text(_html(study, record, trials, best, outcomes, files))
     return files
 
 
@@ -59,17 +69,20 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _html(study, trials, best, outcomes, files) -> str:
-    attrs = study.user_attrs
-    finished = [t for t in trials if t.state.is_finished()]
-    spent = sum(t.user_attrs.get("train_seconds", 0.0) for t in finished)
-    rows = "".join(
-        f"<tr><td>{t.number}</td><td>{t.state.name.lower()}</td>"
-        f"<td>{f'{t.value:.1f}' if t.state == TrialState.COMPLETE else '-'}</td>"
-        f"<td>{t.user_attrs.get('best_val_accuracy', 0):.4f}</td><td>{t.user_attrs.get('epochs', 0):.4g}</td>"
-        f"<td>{html.escape(format_params(t.params))}</td><td>{html.escape(t.user_attrs.get('reason', ''))}</td></tr>"
-        for t in best
+def _row(r: TrialRecord) -> str:
+    return (
+        f"<tr><td>{r.number}</td><td>{r.state.name.lower()}</td>"
+        f"<td>{f'{r.value:.1f}' if r.value is not None else '-'}</td>"
+        f"<td>{r.best_val_accuracy or 0:.4f}</td><td>{r.epochs:.4g}</td>"
+        f"<td>{html.escape(format_params(r.params))}</td><td>{html.escape(r.reason)}</td></tr>"
     )
+
+
+def _html(study, record: StudyRecord | None, trials, best, outcomes, files) -> str:
+    finished = [t for t in trials if t.state.is_finished()]
+    spent = sum(TrialRecord.of(t).train_seconds for t in finished)
+    rows = "".join(_row(TrialRecord.of(t)) for t in best)
+    objective = record.objective if record else "training seconds to target"
     sections = [
         ("Optimisation history", "history"),
         ("Learning curves of the top trials", "curves"),
@@ -85,11 +98,11 @@ def _html(study, trials, best, outcomes, files) -> str:
 table{{border-collapse:collapse;font-size:90%}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}</style>
 </head><body>
 <h1>Study {html.escape(study.study_name)}</h1>
-<p>Objective: {html.escape(attrs.get('objective', 'training seconds to target'))}.
-Target validation accuracy: <b>{attrs.get('target')}</b> ({html.escape(str(attrs.get('target_source', '')))}).</p>
+<p>Objective: {html.escape(objective)}.
+Target validation accuracy: <b>{record.target if record else None}</b> ({html.escape(record.target_source if record else '')}).</p>
 <p>{len(trials)} trials: {html.escape(outcome_text)}. Training time spent on finished trials: {spent:.0f} s
-on {html.escape(str(attrs.get('device')))} with {attrs.get('threads')} threads per worker.
-Created {html.escape(str(attrs.get('created')))}; report written {now_text()}.</p>
+on {html.escape(str(record.device if record else None))} with {record.threads if record else None} threads per worker.
+Created {html.escape(str(record.created if record else None))}; report written {now_text()}.</p>
 <h2>Top trials</h2>
 <table><tr><th>trial</th><th>state</th><th>seconds to target</th><th>best val</th><th>epochs</th>
 <th>parameters</th><th>outcome</th></tr>{rows}</table>

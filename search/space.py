@@ -29,63 +29,25 @@ from pathlib import Path
 from typing import Any, Union
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from lenet.errors import InputError
 from lenet.train import TrainConfig
 
 
-class SpaceError(ValueError):
+class SpaceError(InputError):
     """A search-space file or setting that cannot describe a valid space."""
 
 
 @dataclass(frozen=True)
-class FloatParam:
-    low: float
-    high: float
-    log: bool = False
+class Fixed:
+    """A parameter held at one value: not sampled, recorded with the trial's config."""
 
-    def suggest(self, trial: optuna.Trial, name: str) -> float:
-        return trial.suggest_float(name, self.low, self.high, log=self.log)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "float", "low": self.low, "high": self.high, "log": self.log}
-
-
-@dataclass(frozen=True)
-class IntParam:
-    low: int
-    high: int
-    log: bool = False
-
-    def suggest(self, trial: optuna.Trial, name: str) -> int:
-        return trial.suggest_int(name, self.low, self.high, log=self.log)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "int", "low": self.low, "high": self.high, "log": self.log}
-
-
-@dataclass(frozen=True)
-class ChoiceParam:
-    choices: tuple[Any, ...]
-
-    def suggest(self, trial: optuna.Trial, name: str) -> Any:
-        return trial.suggest_categorical(name, list(self.choices))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "choice", "choices": list(self.choices)}
-
-
-@dataclass(frozen=True)
-class FixedParam:
     value: Any
 
-    def suggest(self, trial: optuna.Trial, name: str) -> Any:
-        return self.value  # not sampled; recorded with the trial's config
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "fixed", "value": self.value}
-
-
-Param = Union[FloatParam, IntParam, ChoiceParam, FixedParam]
+# A sampled parameter is Optuna's own distribution (its constructor checks the range).
+Param = Union[FloatDistribution, IntDistribution, CategoricalDistribution, Fixed]
 DEFAULT_MAX_EPOCHS = 15
 # Two evaluations per epoch: time to target is measured to half an epoch, and the pruner can
 # stop a trial half an epoch sooner (docs/search.md has the replays and the pair of studies).
@@ -94,12 +56,44 @@ DEFAULT_EVALS_PER_EPOCH = 2
 
 def default_params(max_epochs: int = DEFAULT_MAX_EPOCHS) -> dict[str, Param]:
     return {
-        "lr": FloatParam(1e-3, 0.3, log=True),
-        "step_size": IntParam(1, max_epochs),
-        "gamma": FloatParam(0.05, 0.9),
-        "momentum": FloatParam(0.5, 0.98),
-        "batch_size": ChoiceParam((32, 64, 128, 256, 512, 1024, 2048)),
+        "lr": FloatDistribution(1e-3, 0.3, log=True),
+        "step_size": IntDistribution(1, max_epochs),
+        "gamma": FloatDistribution(0.05, 0.9),
+        "momentum": FloatDistribution(0.5, 0.98),
+        "batch_size": CategoricalDistribution((32, 64, 128, 256, 512, 1024, 2048)),
     }
+
+
+def suggest(trial: optuna.Trial, name: str, param: Param) -> Any:
+    if isinstance(param, Fixed):
+        return param.value
+    if isinstance(param, FloatDistribution):
+        return trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, IntDistribution):
+        return trial.suggest_int(name, param.low, param.high, log=param.log, step=param.step)
+    return trial.suggest_categorical(name, list(param.choices))
+
+
+def contains(param: BaseDistribution | Fixed, value: Any) -> bool:
+    """Whether `value` is one that `param` can take."""
+    if isinstance(param, Fixed):
+        return value == param.value
+    if isinstance(param, CategoricalDistribution):
+        return value in param.choices
+    if isinstance(param, (FloatDistribution, IntDistribution)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and param.low <= value <= param.high
+    return False
+
+
+def param_to_dict(param: Param) -> dict[str, Any]:
+    """The stored form (a study's `space` attribute): the same as before distributions were used,
+    so that studies stored then still reopen."""
+    if isinstance(param, Fixed):
+        return {"type": "fixed", "value": param.value}
+    if isinstance(param, CategoricalDistribution):
+        return {"type": "choice", "choices": list(param.choices)}
+    kind = "int" if isinstance(param, IntDistribution) else "float"
+    return {"type": kind, "low": param.low, "high": param.high, "log": param.log}
 
 
 @dataclass(frozen=True)
@@ -116,27 +110,24 @@ class SearchSpace:
 
     def sample(self, trial: optuna.Trial, base: TrainConfig) -> TrainConfig:
         """A TrainConfig with every parameter drawn (or fixed) for this trial."""
-        values = {name: param.suggest(trial, name) for name, param in self.params.items()}
+        values = {name: suggest(trial, name, param) for name, param in self.params.items()}
         return replace(base, max_epochs=self.max_epochs, evals_per_epoch=self.evals_per_epoch, **values)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "max_epochs": self.max_epochs,
             "evals_per_epoch": self.evals_per_epoch,
-            "params": {k: p.to_dict() for k, p in sorted(self.params.items())},
+            "params": {k: param_to_dict(p) for k, p in sorted(self.params.items())},
         }
 
     def baseline_params(self, config: TrainConfig) -> dict[str, Any]:
-        """`config`'s values of the sampled parameters, for enqueuing it as a trial (Ray Tune's
+        """`config`'s values of the sampled parameters, for the baseline trial (Ray Tune's
         points_to_evaluate). A value outside this space is left out, so the sampler draws it."""
-        chosen = {}
-        for name, param in self.params.items():
-            value = getattr(config, name)
-            if isinstance(param, (FloatParam, IntParam)) and param.low <= value <= param.high:
-                chosen[name] = value
-            elif isinstance(param, ChoiceParam) and value in param.choices:
-                chosen[name] = value
-        return chosen
+        return {
+            name: getattr(config, name)
+            for name, param in self.params.items()
+            if not isinstance(param, Fixed) and contains(param, getattr(config, name))
+        }
 
 
 BUDGET = ("max_epochs", "evals_per_epoch")  # the [budget] table: the same for every trial
@@ -156,27 +147,21 @@ def validate(space: SearchSpace) -> None:
     for name, p in space.params.items():
         if name not in kinds or name in NOT_SEARCHED:
             raise SpaceError(f"unknown search parameter {name!r} (searchable: {', '.join(sorted(set(kinds) - NOT_SEARCHED))})")
-        if isinstance(p, (FloatParam, IntParam)):
+        if isinstance(p, (FloatDistribution, IntDistribution)):
             if not (math.isfinite(p.low) and math.isfinite(p.high)):
                 raise SpaceError(f"{name}: low and high must be finite numbers")
-            if p.low > p.high:
-                raise SpaceError(f"{name}: low ({p.low}) is greater than high ({p.high})")
-            if p.log and p.low <= 0:
-                raise SpaceError(f"{name}: a log-scale range needs low > 0, got {p.low}")
             samples = (p.low, p.high)
-        elif isinstance(p, ChoiceParam):
-            if not p.choices:
-                raise SpaceError(f"{name}: choices must not be empty")
+        elif isinstance(p, CategoricalDistribution):
             samples = p.choices
         else:
             samples = (p.value,)
         for value in samples:
             _check_value(name, value, kinds[name])
     step = space.params.get("step_size")
-    high = {IntParam: lambda p: p.high, ChoiceParam: lambda p: max(p.choices), FixedParam: lambda p: p.value}
-    if step is not None and high[type(step)](step) > space.max_epochs:
+    longest = {IntDistribution: lambda p: p.high, CategoricalDistribution: lambda p: max(p.choices), Fixed: lambda p: p.value}
+    if step is not None and longest[type(step)](step) > space.max_epochs:
         raise SpaceError(
-            f"step_size reaches {high[type(step)](step)} epochs but the budget is max_epochs = {space.max_epochs}: "
+            f"step_size reaches {longest[type(step)](step)} epochs but the budget is max_epochs = {space.max_epochs}: "
             "a step longer than the run never decays the learning rate"
         )
 
@@ -192,28 +177,26 @@ def _check_value(name: str, value: Any, kind: type) -> None:
         raise SpaceError(f"{name}: {value!r} is not a {kind.__name__}")
     try:
         TrainConfig(**{name: value})
-    except ValueError as exc:
+    except InputError as exc:
         raise SpaceError(f"{name}: {exc}") from None
 
 
 def _parse_param(name: str, spec: Any, current: Param | None, kind: type) -> Param:
     if not isinstance(spec, dict):
-        return FixedParam(spec)  # `lr = 0.01` fixes the value
+        return Fixed(spec)  # `lr = 0.01` fixes the value
     keys = set(spec)
     allowed = {"low", "high", "log", "choices", "value"}
     if keys - allowed:
         raise SpaceError(f"{name}: unknown key(s) {', '.join(sorted(keys - allowed))} (use low/high/log, choices or value)")
     if "value" in spec:
-        return FixedParam(spec["value"])
+        return Fixed(spec["value"])
     if "choices" in spec:
-        if not isinstance(spec["choices"], list):
-            raise SpaceError(f"{name}: choices must be a list")
-        return ChoiceParam(tuple(spec["choices"]))
+        if not isinstance(spec["choices"], list) or not spec["choices"]:
+            raise SpaceError(f"{name}: choices must be a non-empty list")
+        return CategoricalDistribution(tuple(spec["choices"]))
     if kind is bool:
         raise SpaceError(f"{name} is true or false: give a value (`{name} = true`) or choices, not a range")
-    base_low = getattr(current, "low", None)
-    base_high = getattr(current, "high", None)
-    low, high = spec.get("low", base_low), spec.get("high", base_high)
+    low, high = spec.get("low", getattr(current, "low", None)), spec.get("high", getattr(current, "high", None))
     if low is None or high is None:
         raise SpaceError(f"{name}: a range needs both low and high")
     log = spec.get("log", getattr(current, "log", False))
@@ -221,9 +204,12 @@ def _parse_param(name: str, spec: Any, current: Param | None, kind: type) -> Par
         raise SpaceError(f"{name}: log must be true or false")
     for bound in (low, high):
         _check_value(name, bound, kind)
-    if kind is int:
-        return IntParam(int(low), int(high), log)
-    return FloatParam(float(low), float(high), log)
+    try:  # Optuna's own checks: low <= high, low > 0 on a log scale
+        if kind is int:
+            return IntDistribution(int(low), int(high), log=log)
+        return FloatDistribution(float(low), float(high), log=log)
+    except ValueError as exc:
+        raise SpaceError(f"{name}: {exc}") from None
 
 
 def load_space(path: Path | None, max_epochs: int | None = None, evals_per_epoch: int | None = None) -> SearchSpace:
@@ -241,8 +227,8 @@ def load_space(path: Path | None, max_epochs: int | None = None, evals_per_epoch
         raise SpaceError(f"[budget] takes only {' and '.join(BUDGET)}")
     epochs = max_epochs or budget.get("max_epochs", DEFAULT_MAX_EPOCHS)
     evals = evals_per_epoch or budget.get("evals_per_epoch", DEFAULT_EVALS_PER_EPOCH)
-    if not isinstance(epochs, int) or isinstance(epochs, bool):  # default_params needs it; validate() the rest
-        raise SpaceError(f"max_epochs must be an integer, got {epochs!r}")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:  # default_params needs it
+        raise SpaceError(f"max_epochs must be an integer of at least 1, got {epochs!r}")
     params = default_params(epochs)  # step_size's default range follows the budget
     kinds = _field_kinds()
     try:

@@ -1,10 +1,14 @@
-"""Picking trials out of a study: the completed ones (those that reached the target), best first."""
+"""Picking and counting trials of a study: the completed ones (those that reached the
+target), best first, and how many have finished."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # the trials that count towards --trials
 
 
 def completed(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
@@ -17,3 +21,18 @@ def completed(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
 def best_completed(trials: Iterable[FrozenTrial]) -> FrozenTrial | None:
     ranked = completed(trials)
     return ranked[0] if ranked else None
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    """Trials by state name in lower case, every state present."""
+    counts = {s.name.lower(): 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] += 1
+    return counts
+
+
+def finished_count(study: optuna.Study) -> tuple[int, int]:
+    """(finished, running) trials of the study."""
+    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    done = sum(1 for t in trials if t.state in FINISHED)
+    return done, len(trials) - done

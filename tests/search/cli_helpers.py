@@ -1,12 +1,12 @@
-"""Run the real console entry point in-process and capture what a user would see."""
+"""Run the command line in-process with Click's CliRunner and capture what a user would see."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytest
+from click.testing import CliRunner
 
-from search.cli import main
+from search.cli import cli
 
 
 @dataclass
@@ -14,20 +14,17 @@ class CliResult:
     code: int
     out: str
     err: str
+    exception: BaseException | None = None
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> CliResult:
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return CliResult(code, captured.out, captured.err)
+def run_cli(*args: object) -> CliResult:
+    result = CliRunner().invoke(cli, [str(a) for a in args], prog_name="lenet-search")
+    exception = None if isinstance(result.exception, SystemExit) else result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr, exception)
 
 
 def assert_one_line_error(result: CliResult, *fragments: str) -> None:
-    assert result.code == 2, (result.code, result.err)
+    assert result.code == 2, (result.code, result.err, result.exception)
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.err
     assert "Traceback" not in result.err

@@ -43,10 +43,6 @@ def finished_study(tiny, tmp_path_factory) -> str:
     """A 6-trial study in a temporary SQLite file; returns its storage URL."""
     storage = f"sqlite:///{tmp_path_factory.mktemp('study')}/s.db"
 
-    class _Capsys:  # run_cli needs only readouterr(); a module fixture cannot take capsys
-        def readouterr(self):
-            return type("C", (), {"out": "", "err": ""})()
-
-    result = run_cli(_Capsys(), *tiny.optimize_args(storage, "--trials", "6"))
+    result = run_cli(*tiny.optimize_args(storage, "--trials", "6"))
     assert result.code == 0
     return storage

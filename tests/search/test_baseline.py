@@ -3,7 +3,8 @@
 import optuna
 import pytest
 
-from search.baseline import BaselineSampler, baseline_of, with_baseline
+from search.algorithms import make_sampler
+from search.baseline import BaselineSampler
 
 
 def _suggest(trial):
@@ -29,9 +30,9 @@ def test_trial_zero_gets_the_baseline_and_the_rest_are_drawn(base):
     assert len({(t.params["lr"], t.params["batch_size"]) for t in rest}) == 5
 
 
-def test_with_baseline_wraps_only_when_the_study_has_one():
-    base = optuna.samplers.RandomSampler(seed=0)
-    assert with_baseline(base, {}) is base
-    wrapped = with_baseline(base, {"baseline": {"lr": 0.05}})
+def test_the_sampler_is_wrapped_only_when_the_study_has_a_baseline():
+    assert isinstance(make_sampler("random", 0), optuna.samplers.RandomSampler)
+    assert isinstance(make_sampler("random", 0, None), optuna.samplers.RandomSampler)
+    wrapped = make_sampler("random", 0, {"lr": 0.05})
     assert isinstance(wrapped, BaselineSampler) and wrapped.params == {"lr": 0.05}
-    assert baseline_of({"baseline": None}) is None
+    assert isinstance(wrapped.base, optuna.samplers.RandomSampler)

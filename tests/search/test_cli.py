@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lenet.checkpoint import load_checkpoint
+from lenet.data import DataError
 from search.cli import cli
 from tests.search.cli_helpers import assert_one_line_error, run_cli
 
@@ -21,22 +22,22 @@ def _commands(group: click.Group, prefix=()):
 
 
 @pytest.mark.parametrize("path", [p for p, _ in _commands(cli)], ids=lambda p: " ".join(p))
-def test_every_command_has_help_with_an_example(capsys, path):
-    result = run_cli(capsys, *path, "--help")
+def test_every_command_has_help_with_an_example(path):
+    result = run_cli(*path, "--help")
     assert result.code == 0
     assert "Example" in result.out and f"lenet-search {path[0]}" in result.out
 
 
-def test_top_level_help_lists_commands(capsys):
-    result = run_cli(capsys, "--help")
+def test_top_level_help_lists_commands():
+    result = run_cli("--help")
     assert result.code == 0
     for name in cli.commands:
         assert name in result.out
 
 
-def test_train_writes_metrics_and_checkpoint(capsys, tmp_path, synthetic_archive):
+def test_train_writes_metrics_and_checkpoint(tmp_path, synthetic_archive):
     out = tmp_path / "run"
-    result = run_cli(capsys, "train", "--data", synthetic_archive, "--val-size", "400", *TRAIN,
+    result = run_cli("train", "--data", synthetic_archive, "--val-size", "400", *TRAIN,
                      "--target", "0.6", "--out", out)  # fmt: skip
     assert result.code == 0, result.err
     metrics = json.loads((out / "metrics.json").read_text())
@@ -51,19 +52,19 @@ def test_train_writes_metrics_and_checkpoint(capsys, tmp_path, synthetic_archive
     assert config.batch_size == 64 and len(blob["mean"]) == 3
 
 
-def test_train_json_prints_instead_of_writing(capsys, tmp_path, synthetic_archive, monkeypatch):
+def test_train_json_prints_instead_of_writing(tmp_path, synthetic_archive, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = run_cli(capsys, "train", "--data", synthetic_archive, "--val-size", "400", *TRAIN, "--json")
+    result = run_cli("train", "--data", synthetic_archive, "--val-size", "400", *TRAIN, "--json")
     assert result.code == 0, result.err
     metrics = json.loads(result.out)
     assert {"test_accuracy", "train_seconds", "epochs", "history"} <= set(metrics)
     assert not (tmp_path / "studies").exists()
 
 
-def test_train_from_config_file_with_flag_override(capsys, tmp_path, synthetic_archive):
+def test_train_from_config_file_with_flag_override(tmp_path, synthetic_archive):
     cfg = tmp_path / "cfg.toml"
     cfg.write_text("lr = 0.01\nbatch_size = 128\nmax_epochs = 2\nstep_size = 1\ngamma = 0.5\n")
-    result = run_cli(capsys, "train", "--config", cfg, "--batch-size", "64", "--data", synthetic_archive,
+    result = run_cli("train", "--config", cfg, "--batch-size", "64", "--data", synthetic_archive,
                      "--val-size", "400", "--json")  # fmt: skip
     assert result.code == 0, result.err
     metrics = json.loads(result.out)
@@ -72,8 +73,8 @@ def test_train_from_config_file_with_flag_override(capsys, tmp_path, synthetic_a
     assert [round(r["lr"], 6) for r in metrics["history"]] == [0.01, 0.005]
 
 
-def test_bench_json(capsys, synthetic_archive):
-    result = run_cli(capsys, "bench", "--data", synthetic_archive, "--val-size", "400", "--batch-sizes", "64,256",
+def test_bench_json(synthetic_archive):
+    result = run_cli("bench", "--data", synthetic_archive, "--val-size", "400", "--batch-sizes", "64,256",
                      "--naive-batch-sizes", "64", "--epochs", "1", "--workers", "0", "--json")  # fmt: skip
     assert result.code == 0, result.err
     payload = json.loads(result.out)
@@ -95,40 +96,81 @@ def test_bench_json(capsys, synthetic_archive):
         (["--no-such-flag"], ["No such option '--no-such-flag'"]),
     ],
 )
-def test_train_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, synthetic_archive, monkeypatch,
+def test_train_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, synthetic_archive, monkeypatch,
                                                                args, fragments):  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    result = run_cli(capsys, "train", "--data", synthetic_archive, "--quiet", *args)
+    result = run_cli("train", "--data", synthetic_archive, "--quiet", *args)
     assert_one_line_error(result, *fragments)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_data_path(capsys, tmp_path, monkeypatch):
+def test_missing_data_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = run_cli(capsys, "train", "--data", tmp_path / "nowhere.tar.gz", "--quiet")
+    result = run_cli("train", "--data", tmp_path / "nowhere.tar.gz", "--quiet")
     assert_one_line_error(result, "nowhere.tar.gz does not exist")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_corrupt_archive(capsys, tmp_path):
+def test_corrupt_archive(tmp_path):
     bad = tmp_path / "broken.tar.gz"
     bad.write_bytes(b"garbage" * 100)
-    assert_one_line_error(run_cli(capsys, "train", "--data", bad, "--quiet"), "broken.tar.gz is corrupt")
+    assert_one_line_error(run_cli("train", "--data", bad, "--quiet"), "broken.tar.gz is corrupt")
 
 
-def test_config_file_errors(capsys, tmp_path, synthetic_archive):
+def test_config_file_errors(tmp_path, synthetic_archive):
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("lr = = 1")
-    assert_one_line_error(run_cli(capsys, "train", "--config", bad_toml), "not valid TOML")
+    assert_one_line_error(run_cli("train", "--config", bad_toml), "not valid TOML")
     missing_fields = tmp_path / "export.json"
     missing_fields.write_text(json.dumps({"config": {"lr": 0.1}}))
-    assert_one_line_error(run_cli(capsys, "train", "--config", missing_fields), "lacks field(s)", "momentum")
+    assert_one_line_error(run_cli("train", "--config", missing_fields), "lacks field(s)", "momentum")
     unknown = tmp_path / "cfg.json"
     unknown.write_text(json.dumps({"learning_rate": 0.1}))
-    assert_one_line_error(run_cli(capsys, "train", "--config", unknown), "unknown training config field")
-    assert_one_line_error(run_cli(capsys, "train", "--config", tmp_path / "none.json"), "cannot read config file")
+    assert_one_line_error(run_cli("train", "--config", unknown), "unknown training config field")
+    assert_one_line_error(run_cli("train", "--config", tmp_path / "none.json"), "cannot read config file")
 
 
-def test_debug_shows_the_traceback(capsys, tmp_path):
-    with pytest.raises(Exception):
-        run_cli(capsys, "--debug", "train", "--data", tmp_path / "nowhere", "--quiet")
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_cli("--debug", "train", "--data", tmp_path / "nowhere", "--quiet")
+    assert isinstance(result.exception, DataError) and result.code == 1
+
+
+def test_a_bug_says_so_in_one_line_with_exit_code_1(tmp_path, monkeypatch):
+    import search.catalog
+
+    def broken(storage_url):
+        raise KeyError("best_value")
+
+    monkeypatch.setattr(search.catalog, "list_studies", broken)
+    result = run_cli("studies", "--storage", f"sqlite:///{tmp_path}/s.db")
+    assert result.code == 1 and result.code != 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.err, result.err
+    assert lines[0].startswith("Error: internal error, a bug in lenet-search: KeyError: 'best_value'")
+    assert "--debug" in lines[0]
+    # With --debug the exception itself comes out, for its traceback.
+    result = run_cli("--debug", "studies", "--storage", f"sqlite:///{tmp_path}/s.db")
+    assert isinstance(result.exception, KeyError)
+
+
+def test_a_plain_value_error_from_the_library_is_a_bug_not_bad_input(tmp_path, monkeypatch):
+    import search.export
+
+    def broken(*args):
+        raise ValueError("could not convert")
+
+    monkeypatch.setattr(search.export, "export_trial", broken)
+    result = run_cli("export", "--storage", f"sqlite:///{tmp_path}/s.db", "-o", tmp_path / "x.json")
+    assert result.code == 1 and "a bug in lenet-search: ValueError: could not convert" in result.err
+
+
+def test_the_console_script_entry_point(tmp_path):
+    # The installed `lenet-search` calls search.cli:main; one real process shows its exit codes.
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "search.cli", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "optimize" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "search.cli", "train", "--lr", "-1", "--data", str(tmp_path / "none")],
+                         capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("Error: ") and len(bad.stderr.strip().splitlines()) == 1

@@ -17,7 +17,8 @@ import optuna
 import pytest
 
 from search.dashboard import FIGURE_ID, curves_figure, study_note
-from search.study import make_storage
+from search.record import study_record
+from search.storage import make_storage
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -91,4 +92,5 @@ def test_figure_and_note_describe_the_study(finished_study):
     assert len(fig.data) == 3
     assert all(len(trace.x) == len(trace.y) >= 1 for trace in fig.data)
     assert fig.layout.xaxis.title.text.startswith("training seconds")
-    assert "train" in study_note(study).lower() and "0.6" in study_note(study)
+    note = study_note(study, study_record(study))
+    assert "train" in note.lower() and "0.6" in note

@@ -3,6 +3,7 @@
 import optuna
 
 from search.progress import format_trial_line
+from search.record import BEST_VAL_ACCURACY, EPOCHS, REASON, TRAIN_SECONDS
 
 
 def test_trial_line_rounds_fractional_epochs_and_says_why():
@@ -10,8 +11,8 @@ def test_trial_line_rounds_fractional_epochs_and_says_why():
     study = optuna.create_study()
     trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 0.3, log=True)})
     # At batch 32 an epoch has 1407 steps, so the mid-epoch evaluation falls at 704/1407 of one.
-    for key, value in {"epochs": 6 + 704 / 1407, "train_seconds": 27.84, "best_val_accuracy": 0.6018,
-                       "reason": "out of reach: ..."}.items():  # fmt: skip
+    for key, value in {EPOCHS: 6 + 704 / 1407, TRAIN_SECONDS: 27.84, BEST_VAL_ACCURACY: 0.6018,
+                       REASON: "out of reach: ..."}.items():  # fmt: skip
         trial.set_user_attr(key, value)
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     line = format_trial_line(study.trials[0])

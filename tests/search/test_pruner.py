@@ -3,7 +3,9 @@
 import optuna
 import pytest
 
-from search.pruner import CURVE_ATTR, SaturationPruner, best_so_far_at
+from search.pruner import SaturationPruner, best_so_far_at
+from search.record import CONFIG
+from search.record import CURVE as CURVE_ATTR
 
 TARGET = 0.6
 
@@ -37,12 +39,12 @@ def _decide(study, points, seconds_per_epoch=None, config=None):
     """Report `points` one by one; return (index at which it was pruned, decision) or (None, None)."""
     trial = study.ask()
     if config is not None:
-        trial.set_user_attr("config", config)
+        trial.set_user_attr(CONFIG, config)
     for i in range(1, len(points) + 1):
         trial.set_user_attr(CURVE_ATTR, _curve(points[:i], seconds_per_epoch))
         trial.report(1 - points[i - 1][1], i)
         if trial.should_prune():
-            return i, study.pruner.reasons[trial.number]
+            return i, study.pruner.decision_for(trial.number)
     return None, None
 
 
@@ -241,3 +243,37 @@ def test_out_of_reach_needs_the_schedule():
     study = _study_with_leader()
     at, decision = _decide(study, [(t, a) for t, a in SLOW])  # no config, no epochs
     assert decision.rule == "cannot_win"
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"target": 1.2}, "target must be a number in (0, 1)"),
+        ({"target": 0.0}, "target must be a number in (0, 1)"),
+        ({"chance": -0.1}, "chance must be a number in [0, 1]"),
+        ({"peer_quantile": 1.5}, "peer_quantile must be a number in [0, 1]"),
+        ({"min_peers": 0}, "min_peers must be an integer of at least 1"),
+        ({"min_peers": 2.5}, "min_peers must be an integer"),
+        ({"lookahead": -1}, "lookahead must be a number in [0, inf]"),
+        ({"plateau_epochs": float("nan")}, "plateau_epochs must be a number"),
+        ({"reach_epochs": "3"}, "reach_epochs must be a number"),
+    ],
+)
+def test_settings_are_checked_when_the_pruner_is_made(kwargs, message):
+    args = {"target": TARGET, **kwargs}
+    with pytest.raises(ValueError) as info:
+        SaturationPruner(args.pop("target"), **args)
+    assert message in str(info.value)
+
+
+def test_explain_gives_the_pruners_own_decision_or_a_generic_one():
+    from search.pruner import explain
+
+    study = _study()
+    at, decision = _decide(study, [(3, 0.10), (6, 0.11)])
+    number = study.trials[-1].number
+    point = {"train_seconds": 3.0, "val_accuracy": 0.1, "epoch": 1.0}
+    assert explain(study.pruner, number, point) == decision and decision.rule == "diverged"
+    generic = explain(optuna.pruners.MedianPruner(), 7, point)
+    assert generic.rule == "median" and "validation error 0.9000 at epoch 1 (3.0 s)" in generic.reason
+    assert study.pruner.decision_for(999) is None

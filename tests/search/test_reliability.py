@@ -16,9 +16,10 @@ import torch
 from optuna.trial import TrialState
 
 import search.objective
-from search.optimize import RunSpec, run_worker
+from search.record import TrialRecord
 from search.space import load_space
-from search.study import close_storage, make_storage
+from search.storage import close_storage, make_storage
+from search.workers import RunSpec, run_worker
 from tests.search.cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,8 +105,8 @@ def test_signal_ends_the_trial_with_a_reason_and_rerun_resumes(tiny, tmp_path, s
     assert "Resume with the same command" in err and "Traceback" not in err
     trials = _study(storage).get_trials()
     assert trials[victim.number].state == TrialState.FAIL
-    assert trials[victim.number].user_attrs["outcome"] == "interrupted"
-    assert signal.Signals(sig).name in trials[victim.number].user_attrs["reason"]
+    victim_record = TrialRecord.of(trials[victim.number])
+    assert victim_record.outcome == "interrupted" and signal.Signals(sig).name in victim_record.reason
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
     rerun = _rerun(tiny, storage, "--trials", "4")
@@ -113,8 +114,8 @@ def test_signal_ends_the_trial_with_a_reason_and_rerun_resumes(tiny, tmp_path, s
     assert len([t for t in _study(storage).get_trials() if t.state in FINISHED]) == 4
 
 
-def _concurrent(capsys, tiny, storage, jobs, trials, name):
-    result = run_cli(capsys, *tiny.optimize_args(storage, "--trials", str(trials), "--jobs", str(jobs),
+def _concurrent(tiny, storage, jobs, trials, name):
+    result = run_cli(*tiny.optimize_args(storage, "--trials", str(trials), "--jobs", str(jobs),
                                                  "--study", name))  # fmt: skip
     assert result.code == 0, result.err
     assert "database is locked" not in result.err
@@ -129,12 +130,12 @@ def _concurrent(capsys, tiny, storage, jobs, trials, name):
     assert not [t for t in all_trials if t.state == TrialState.RUNNING]
     # The baseline is trained once, by whichever worker got trial 0 (an enqueued trial could
     # be popped by two workers at once on SQLite: optuna/optuna#4002).
-    assert [t.number for t in all_trials if t.user_attrs.get("baseline")] == [0]
+    assert [t.number for t in all_trials if TrialRecord.of(t).baseline] == [0]
     return all_trials
 
 
-def test_sqlite_four_jobs_forty_trials(capsys, tiny, tmp_path):
-    _concurrent(capsys, tiny, f"sqlite:///{tmp_path}/s.db", 4, 40, "sqlite-40")
+def test_sqlite_four_jobs_forty_trials(tiny, tmp_path):
+    _concurrent(tiny, f"sqlite:///{tmp_path}/s.db", 4, 40, "sqlite-40")
 
 
 @pytest.fixture(scope="module")
@@ -156,11 +157,11 @@ def _connections(url: str) -> int:
         return conn.execute(query).fetchone()[0]
 
 
-def test_postgres_eight_workers_forty_trials_no_leaks(capsys, tiny, postgres_url):
+def test_postgres_eight_workers_forty_trials_no_leaks(tiny, postgres_url):
     baseline = _connections(postgres_url)
     name = f"pg-{uuid.uuid4().hex[:8]}"
     try:
-        _concurrent(capsys, tiny, postgres_url, 8, 40, name)
+        _concurrent(tiny, postgres_url, 8, 40, name)
         deadline = time.monotonic() + 30
         while _connections(postgres_url) > baseline and time.monotonic() < deadline:
             time.sleep(0.5)  # the server notices closed sockets asynchronously
@@ -189,5 +190,5 @@ def test_cuda_out_of_memory_fails_only_that_trial(tiny, tmp_path, monkeypatch):
     trials = _study(storage, "oom").get_trials()
     assert [t.state for t in trials].count(TrialState.FAIL) == 1
     failed = next(t for t in trials if t.state == TrialState.FAIL)
-    assert failed.user_attrs["outcome"] == "out_of_memory" and "CUDA out of memory" in failed.user_attrs["reason"]
+    assert TrialRecord.of(failed).outcome == "out_of_memory" and "CUDA out of memory" in TrialRecord.of(failed).reason
     assert len([t for t in trials if t.state in FINISHED]) == 3

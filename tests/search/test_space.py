@@ -2,7 +2,9 @@ import optuna
 import pytest
 
 from lenet.train import TrainConfig
-from search.space import ChoiceParam, FixedParam, FloatParam, IntParam, SpaceError, load_space
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from search.space import Fixed, SpaceError, load_space
 
 
 def _write(tmp_path, text):
@@ -20,7 +22,7 @@ def test_default_space_covers_the_five_schedule_parameters():
 
 
 def test_step_size_follows_the_epoch_budget():
-    assert load_space(None, max_epochs=6).params["step_size"] == IntParam(1, 6)
+    assert load_space(None, max_epochs=6).params["step_size"] == IntDistribution(1, 6)
 
 
 def test_toml_narrows_fixes_and_widens(tmp_path):
@@ -36,11 +38,11 @@ high = 0.001
 max_epochs = 8
 evals_per_epoch = 4
 """))
-    assert space.params["lr"] == FloatParam(0.005, 0.1, log=True)  # keeps the default's log scale
-    assert space.params["momentum"] == FixedParam(0.9)
-    assert space.params["batch_size"] == ChoiceParam((128, 256))
-    assert space.params["weight_decay"] == FloatParam(0.0, 0.001)
-    assert space.max_epochs == 8 and space.params["step_size"] == IntParam(1, 8)
+    assert space.params["lr"] == FloatDistribution(0.005, 0.1, log=True)  # keeps the default's log scale
+    assert space.params["momentum"] == Fixed(0.9)
+    assert space.params["batch_size"] == CategoricalDistribution((128, 256))
+    assert space.params["weight_decay"] == FloatDistribution(0.0, 0.001)
+    assert space.max_epochs == 8 and space.params["step_size"] == IntDistribution(1, 8)
     assert space.evals_per_epoch == 4 and space.to_dict()["evals_per_epoch"] == 4
     assert load_space(None).evals_per_epoch == 2  # the default: time to target to half an epoch
 
@@ -61,7 +63,7 @@ def test_samples_are_train_configs_inside_the_space(tmp_path):
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("lr = { low = 0.1, high = 0.01 }", "low (0.1) is greater than high (0.01)"),
+        ("lr = { low = 0.1, high = 0.01 }", "lr: `low <= high` must hold, but got (low=0.1, high=0.01)"),
         ("lr = { low = -0.1, high = 0.01 }", "lr: "),
         ("lr = -0.5", "lr must be a positive number"),
         ("learning_rate = { low = 0.1, high = 1.0 }", "unknown search parameter 'learning_rate'"),
@@ -69,6 +71,9 @@ def test_samples_are_train_configs_inside_the_space(tmp_path):
         ("momentum = 'high'", "'high' is not a float"),
         ("lr = = 3", "not valid TOML"),
         ("lr = { low = 0.1, hgh = 0.2 }", "unknown key(s) hgh"),
+        ("lr = { low = 0.0, high = 0.1 }", "lr: "),
+        ("batch_size = { choices = [] }", "choices must be a non-empty list"),
+        ("[budget]\nmax_epochs = 0", "max_epochs must be an integer of at least 1, got 0"),
         ("step_size = { low = 1, high = 40 }\n[budget]\nmax_epochs = 10", "budget is max_epochs = 10"),
         ("[budget]\nmax_epochs = 'ten'", "max_epochs must be an integer"),
         ("[budget]\nepochs = 3", "[budget] takes only max_epochs and evals_per_epoch"),
@@ -99,3 +104,11 @@ def test_baseline_params_are_the_defaults_that_lie_inside_the_space(tmp_path):
     f.write_text("lr = { low = 0.001, high = 0.01 }\nmomentum = 0.95\n[batch_size]\nchoices = [64, 256]\n")
     # lr 0.05 and batch 128 lie outside: the sampler draws them; a fixed momentum is not a parameter.
     assert load_space(f).baseline_params(TrainConfig()) == {"step_size": 4, "gamma": 0.3}
+
+
+def test_the_stored_form_is_the_one_studies_were_created_with():
+    # Studies stored before the space used optuna.distributions must still reopen.
+    params = load_space(None, max_epochs=15).to_dict()["params"]
+    assert params["lr"] == {"type": "float", "low": 0.001, "high": 0.3, "log": True}
+    assert params["step_size"] == {"type": "int", "low": 1, "high": 15, "log": False}
+    assert params["batch_size"] == {"type": "choice", "choices": [32, 64, 128, 256, 512, 1024, 2048]}

@@ -5,8 +5,8 @@ import optuna
 from tests.search.cli_helpers import assert_one_line_error, run_cli
 
 
-def test_list(capsys, finished_study):
-    result = run_cli(capsys, "studies", "--storage", finished_study)
+def test_list(finished_study):
+    result = run_cli("studies", "--storage", finished_study)
     assert result.code == 0, result.err
     study = optuna.load_study(study_name="lenet5-cifar10", storage=finished_study)
     line = next(line for line in result.out.splitlines() if line.startswith("lenet5-cifar10"))
@@ -15,8 +15,8 @@ def test_list(capsys, finished_study):
     assert "0.6000" in line and f"{study.best_value:.1f}" in line
 
 
-def test_show_lists_top_trials_best_first(capsys, finished_study):
-    result = run_cli(capsys, "studies", "show", "lenet5-cifar10", "--storage", finished_study, "--top", "3")
+def test_show_lists_top_trials_best_first(finished_study):
+    result = run_cli("studies", "show", "lenet5-cifar10", "--storage", finished_study, "--top", "3")
     assert result.code == 0, result.err
     rows = [line for line in result.out.splitlines()[2:] if line.strip()]
     assert len(rows) == 3
@@ -24,21 +24,21 @@ def test_show_lists_top_trials_best_first(capsys, finished_study):
     assert rows[0].split()[0] == str(study.best_trial.number)
 
 
-def test_delete_asks_and_yes_deletes(capsys, tmp_path):
+def test_delete_asks_and_yes_deletes(tmp_path):
     storage = f"sqlite:///{tmp_path}/d.db"
     optuna.create_study(study_name="old", storage=storage)
-    result = run_cli(capsys, "studies", "delete", "old", "--storage", storage)  # no stdin: not confirmed
+    result = run_cli("studies", "delete", "old", "--storage", storage)  # no stdin: not confirmed
     assert "nothing deleted" in result.out or result.code != 0
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["old"]
-    result = run_cli(capsys, "studies", "delete", "old", "--storage", storage, "--yes")
+    result = run_cli("studies", "delete", "old", "--storage", storage, "--yes")
     assert result.code == 0 and "deleted study 'old'" in result.out
     assert optuna.get_all_study_summaries(storage) == []
-    assert_one_line_error(run_cli(capsys, "studies", "delete", "old", "--storage", storage, "--yes"), "no study named 'old'")
+    assert_one_line_error(run_cli("studies", "delete", "old", "--storage", storage, "--yes"), "no study named 'old'")
 
 
-def test_report_writes_html_and_pngs(capsys, tmp_path, finished_study):
+def test_report_writes_html_and_pngs(tmp_path, finished_study):
     out = tmp_path / "report"
-    result = run_cli(capsys, "report", "--storage", finished_study, "-o", out)
+    result = run_cli("report", "--storage", finished_study, "-o", out)
     assert result.code == 0, result.err
     for name in ("history.png", "curves.png", "lr_schedules.png", "outcomes.png", "index.html"):
         assert (out / name).stat().st_size > 1000, name

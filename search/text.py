@@ -1,0 +1,91 @@
+"""What the commands print, as lines of text: tables and summaries built from the library's
+results (the command line only prints them)."""
+
+from __future__ import annotations
+
+import signal
+
+from lenet.bench import BenchReport
+from search.catalog import StudyRow, StudyView
+from search.optimize import StudyOutcome
+from search.prepare import Prepared
+from search.progress import format_params
+
+
+def study_header(prepared: Prepared) -> str:
+    spec, r = prepared.spec, prepared.request
+    workers = f"{r.jobs} worker(s) x {spec.threads} threads" if spec.threads else f"{r.jobs} worker(s)"
+    return (f"study {r.study_name!r} in {r.storage_url}: target {spec.target:.4f} ({prepared.record.target_source}), "
+            f"{r.n_trials} trials, {workers} on {spec.device}")  # fmt: skip
+
+
+def optimize_summary(outcome: StudyOutcome) -> list[str]:
+    """The closing summary of a finished `optimize` run."""
+    r, c = outcome.request, outcome.counts
+    lines = [f"finished: {c['complete']} reached the target, {c['pruned']} pruned, {c['fail']} failed; "
+             f"{outcome.wall_seconds:.0f} s wall"]  # fmt: skip
+    best = outcome.best
+    if best is None or best.config is None:
+        lines.append(f"no trial reached the target {outcome.target:.4f} yet; try more trials, more --max-epochs, "
+                     "or a lower --target")  # fmt: skip
+    else:
+        cfg = best.config
+        lines.append(f"best: trial {best.number} reached {outcome.target:.4f} in {best.value:.1f} s of training "
+                     f"(epoch {best.epochs_to_target:.4g}, best val {best.best_val_accuracy:.4f})")  # fmt: skip
+        lines.append(f"  schedule: lr {cfg.lr:.4g}, batch {cfg.batch_size}, StepLR every {cfg.step_size} epochs "
+                     f"x {cfg.gamma:.3g}, momentum {cfg.momentum:.3g}")  # fmt: skip
+    lines += [
+        f"stored in {r.storage_url} as study {r.study_name!r}",
+        "next:",
+        f"  lenet-search dashboard --storage {r.storage_url}",
+        f"  lenet-search export --study {r.study_name} --storage {r.storage_url} -o studies/best.json",
+    ]
+    return lines
+
+
+def interrupted_message(outcome: StudyOutcome) -> str:
+    r = outcome.request
+    what = signal.Signals(outcome.interrupted - 128).name if outcome.interrupted else "SIGINT"
+    return (f"Interrupted ({what}): the running trial ended as FAIL with its reason and does not count. Resume with the "
+            f"same command: lenet-search optimize --trials {r.n_trials} --study {r.study_name} "
+            f"--storage {r.storage_url}")  # fmt: skip
+
+
+def studies_table(rows: list[StudyRow]) -> list[str]:
+    lines = [f"{'study':<24}{'trials':>7}{'done':>6}{'pruned':>8}{'failed':>8}{'best s':>9}{'target':>8}  "
+             "created / prune reasons"]  # fmt: skip
+    for r in rows:
+        best = f"{r.best_value:.1f}" if r.best_value is not None else "-"
+        target = f"{r.target:.4f}" if r.target is not None else "-"
+        lines.append(f"{r.name:<24}{sum(r.states.values()):>7}{r.states.get('complete', 0):>6}"
+                     f"{r.states.get('pruned', 0):>8}{r.states.get('fail', 0):>8}{best:>9}{target:>8}  "
+                     f"{r.created or '-'}")  # fmt: skip
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items(), key=lambda kv: -kv[1]))
+        if reasons:
+            lines.append(f"{'':<24}{'':>46}  {reasons}")
+    return lines
+
+
+def study_table(view: StudyView) -> list[str]:
+    target = view.record.target if view.record else None
+    lines = [
+        f"study {view.name!r}: target {target}, {view.n_trials} trials",
+        f"{'trial':>5} {'state':<8}{'s to target':>12}{'epochs':>7}{'best val':>9}  parameters | outcome",
+    ]
+    for t in view.top:
+        value = f"{t.value:.1f}" if t.value is not None else "-"
+        lines.append(f"{t.number:>5} {t.state.name.lower():<8}{value:>12}{t.epochs:>7.4g}"
+                     f"{t.best_val_accuracy or 0:>9.4f}  {format_params(t.params)} | {t.reason}")  # fmt: skip
+    return lines
+
+
+def bench_table(report: BenchReport) -> list[str]:
+    lines = [
+        f"device {report.device}, {report.threads} torch threads, {report.train_images} training images per epoch",
+        f"{'pipeline':<9}{'batch':>7}{'s/epoch':>10}{'images/s':>11}{'GFLOP/s':>9}{'speed-up':>10}",
+    ]
+    for r in report.rows:
+        speedup = f"{r.speedup:.1f}x" if r.speedup is not None else "-"
+        lines.append(f"{r.pipeline:<9}{r.batch_size:>7}{r.epoch_seconds:>10.2f}{r.images_per_second:>11.0f}"
+                     f"{r.gflops:>9.1f}{speedup:>10}")  # fmt: skip
+    return lines
