@@ -18,7 +18,7 @@ seconds scaled by a random factor within +-8 % (the spread of epoch times measur
 from __future__ import annotations
 
 import argparse
-import inspect
+import dataclasses
 import random
 import statistics
 from collections import Counter
@@ -26,7 +26,7 @@ from collections import Counter
 import optuna
 from optuna.trial import TrialState
 
-from search.pruner import SaturationPruner
+from search.pruner import SaturationPruner, SaturationSettings
 from search.record import CONFIG, TrialRecord, study_record, write_curve
 
 
@@ -75,7 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--storage", default="sqlite:///studies/compare.db")
     parser.add_argument("study", help="a study run with --pruner none")
-    defaults = {name: p.default for name, p in inspect.signature(SaturationPruner).parameters.items()}
+    defaults = {f.name: f.default for f in dataclasses.fields(SaturationSettings)}
     for name in TUNABLE:
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(defaults[name]), default=defaults[name],
                             help=f"SaturationPruner's {name} (default: %(default)s; reach-epochs 0 turns that rule off)")  # fmt: skip

@@ -81,6 +81,18 @@ class BenchReport:
     train_images: int
     rows: list[BenchRow]
 
+    def table(self) -> list[str]:
+        """The report as `lenet-search bench` prints it."""
+        lines = [
+            f"device {self.device}, {self.threads} torch threads, {self.train_images} training images per epoch",
+            f"{'pipeline':<9}{'batch':>7}{'s/epoch':>10}{'images/s':>11}{'GFLOP/s':>9}{'speed-up':>10}",
+        ]
+        for r in self.rows:
+            speedup = "-" if r.speedup is None else f"{r.speedup:.1f}x"
+            lines.append(f"{r.pipeline:<9}{r.batch_size:>7}{r.epoch_seconds:>10.2f}{r.images_per_second:>11.0f}"
+                         f"{r.gflops:>9.1f}{speedup:>10}")  # fmt: skip
+        return lines
+
     def to_dict(self) -> dict:
         return {"device": self.device, "threads": self.threads, "train_images": self.train_images,
                 "rows": [r.to_dict() for r in self.rows]}  # fmt: skip

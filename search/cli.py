@@ -76,41 +76,23 @@ class LenetGroup(click.Group):
                       "(run again with --debug to see the traceback)") from exc  # fmt: skip
 
 
-def data_option(f):
-    return click.option(
-        "--data",
-        envvar="LENET_DATA",
-        default=None,
-        metavar="PATH",
-        help="CIFAR-10 source: cifar-10-python.tar.gz, cifar-10-batches-py/, or an image folder "
-        "{train,test}/<class>/ (or a .tar.gz/.zip of one). Env: LENET_DATA. "
-        "[default: torchvision's download into the cache]",
-    )(f)
-
-
-def device_option(f):
-    return click.option(
-        "--device", default="auto", show_default=True, help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."
-    )(f)
-
-
-def threads_option(f):
-    return click.option(
-        "--threads",
-        type=click.IntRange(min=1),
-        default=None,
-        help="torch CPU threads. [default: all cores]",
-    )(f)
-
-
-def val_size_option(f):
-    return click.option(
-        "--val-size",
-        type=click.IntRange(min=1),
-        default=DEFAULT_VAL_SIZE,
-        show_default=True,
-        help="Training images held out (stratified, seeded) for validation.",
-    )(f)
+# Options several commands share, declared once.
+data_option = click.option(
+    "--data", envvar="LENET_DATA", default=None, metavar="PATH",
+    help="CIFAR-10 source: cifar-10-python.tar.gz, cifar-10-batches-py/, or an image folder "
+    "{train,test}/<class>/ (or a .tar.gz/.zip of one). Env: LENET_DATA. [default: torchvision's download into the cache]",
+)  # fmt: skip
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")  # fmt: skip
+threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
+                              help="torch CPU threads. [default: all cores]")  # fmt: skip
+val_size_option = click.option("--val-size", type=click.IntRange(min=1), default=DEFAULT_VAL_SIZE, show_default=True,
+                               help="Training images held out (stratified, seeded) for validation.")  # fmt: skip
+storage_option = click.option(
+    "--storage", default=DEFAULT_STORAGE, show_default=True, envvar="LENET_STORAGE",
+    help="Optuna RDB storage URL: sqlite:///FILE, postgresql://USER@HOST/DB, mysql://... Env: LENET_STORAGE.",
+)  # fmt: skip
+study_option = click.option("--study", "study_name", default=DEFAULT_STUDY, show_default=True, help="Study name.")
 
 
 @click.group(cls=LenetGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -278,25 +260,13 @@ def bench(
       lenet-search bench --data ../shared/data/cifar10-images.tar.gz --batch-sizes 32,128,512
     """
     from lenet.bench import bench as run_bench
-    from search.text import bench_table
 
     report = run_bench(data, device, batch_sizes, epochs=epochs, naive_batch_sizes=[] if no_naive else naive_batch_sizes,
                        threads=threads, val_size=val_size, num_workers=workers)  # fmt: skip
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(bench_table(report)))
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(report.table()))
 
 
 # -- optimize --------------------------------------------------------------------------------
-
-
-def storage_option(f):
-    return click.option(
-        "--storage", default=DEFAULT_STORAGE, show_default=True, envvar="LENET_STORAGE",
-        help="Optuna RDB storage URL: sqlite:///FILE, postgresql://USER@HOST/DB, mysql://... Env: LENET_STORAGE.",
-    )(f)  # fmt: skip
-
-
-def study_option(f):
-    return click.option("--study", "study_name", default=DEFAULT_STUDY, show_default=True, help="Study name.")(f)
 
 
 @cli.command()

@@ -36,6 +36,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.pruners import BasePruner
@@ -104,51 +105,41 @@ def explain(pruner: BasePruner, number: int, point: CurvePoint) -> Decision:
     return Decision(name, reason)
 
 
-class SaturationPruner(ExplainingPruner):
-    """Prunes trials that cannot reach the target first; see the module docstring."""
+@dataclass(frozen=True)
+class SaturationSettings:
+    """The saturation pruner's settings (see the module docstring), checked when made, as
+    optuna/pruners/_percentile.py checks its own."""
 
-    def __init__(
-        self,
-        target: float,
-        *,
-        chance: float = 0.1,
-        chance_margin: float = 0.05,
-        chance_epochs: float = 1.0,
-        lookahead: float = 0.9,
-        min_peers: int = 3,
-        min_epochs: float = 1.5,
-        peer_quantile: float = 0.5,
-        underfit_margin: float = 0.01,
-        plateau_epochs: float = 3.0,
-        plateau_delta: float = 0.005,
-        reach_epochs: float = 3.0,  # 0 turns the out-of-reach rule off
-    ) -> None:
+    chance: float = 0.1
+    chance_margin: float = 0.05
+    chance_epochs: float = 1.0
+    lookahead: float = 0.9  # rule 2 looks this fraction of the shortest interval between evaluations ahead
+    min_peers: int = 3
+    min_epochs: float = 1.5
+    peer_quantile: float = 0.5
+    underfit_margin: float = 0.01
+    plateau_epochs: float = 3.0
+    plateau_delta: float = 0.005
+    reach_epochs: float = 3.0  # 0 turns the out-of-reach rule off
+
+    def __post_init__(self) -> None:
+        for name in ("chance", "chance_margin", "peer_quantile", "underfit_margin", "plateau_delta"):
+            _check_range(name, getattr(self, name), 0, 1)
+        for name in ("lookahead", "chance_epochs", "min_epochs", "plateau_epochs", "reach_epochs"):
+            _check_range(name, getattr(self, name), 0, math.inf)
+        if isinstance(self.min_peers, bool) or not isinstance(self.min_peers, int) or self.min_peers < 1:
+            raise ValueError(f"min_peers must be an integer of at least 1, got {self.min_peers!r}")
+
+
+class SaturationPruner(ExplainingPruner):
+    """Prunes trials that cannot reach the target first; see the module docstring.
+    Keyword arguments are SaturationSettings' fields."""
+
+    def __init__(self, target: float, **settings: Any) -> None:
         super().__init__()
         _check_range("target", target, 0, 1, low_open=True, high_open=True)
-        _check_range("chance", chance, 0, 1)
-        _check_range("chance_margin", chance_margin, 0, 1)
-        _check_range("peer_quantile", peer_quantile, 0, 1)
-        _check_range("underfit_margin", underfit_margin, 0, 1)
-        _check_range("plateau_delta", plateau_delta, 0, 1)
-        _check_range("lookahead", lookahead, 0, math.inf)
-        for name, value in (("chance_epochs", chance_epochs), ("min_epochs", min_epochs),
-                            ("plateau_epochs", plateau_epochs), ("reach_epochs", reach_epochs)):  # fmt: skip
-            _check_range(name, value, 0, math.inf)
-        if isinstance(min_peers, bool) or not isinstance(min_peers, int) or min_peers < 1:
-            raise ValueError(f"min_peers must be an integer of at least 1, got {min_peers!r}")
         self.target = target
-        self.chance = chance
-        self.chance_margin = chance_margin
-        self.chance_epochs = chance_epochs
-        # Rule 2 looks this fraction of the shortest interval between evaluations ahead.
-        self.lookahead = lookahead
-        self.min_peers = min_peers
-        self.min_epochs = min_epochs
-        self.peer_quantile = peer_quantile
-        self.underfit_margin = underfit_margin
-        self.plateau_epochs = plateau_epochs
-        self.plateau_delta = plateau_delta
-        self.reach_epochs = reach_epochs
+        self.settings = SaturationSettings(**settings)
 
     def decide(self, study: optuna.Study, trial: FrozenTrial) -> Decision | None:
         curve = curve_of(trial)
@@ -161,7 +152,7 @@ class SaturationPruner(ExplainingPruner):
         if best >= self.target:
             return None  # it has reached the target: the objective completes it
 
-        if now >= self.chance_epochs - EPS and best < self.chance + self.chance_margin:
+        if now >= self.settings.chance_epochs - EPS and best < self.settings.chance + self.settings.chance_margin:
             return Decision(
                 "diverged",
                 f"diverged: validation accuracy {best:.3f} is still at chance level after {epochs_text(now)}",
@@ -179,7 +170,7 @@ class SaturationPruner(ExplainingPruner):
                     f"cannot win: {seconds:.1f} s trained, trial {leader.number} reached the target in {leader.value:.1f} s",
                     cap,
                 )
-            if seconds + self.lookahead * gap >= leader.value:
+            if seconds + self.settings.lookahead * gap >= leader.value:
                 return Decision(
                     "cannot_win",
                     f"cannot win: {seconds:.1f} s trained and evaluations {gap:.1f} s apart, its next comes after "
@@ -187,30 +178,30 @@ class SaturationPruner(ExplainingPruner):
                     cap,
                 )
 
-        if now >= self.min_epochs - EPS:
+        if now >= self.settings.min_epochs - EPS:
             peers = [best_so_far_at(curve_points(t), seconds) for t in finished if t.number != trial.number]
             peers = sorted(p for p in peers if p is not None)
-            if len(peers) >= self.min_peers:
-                bar = peers[min(len(peers) - 1, int(self.peer_quantile * len(peers)))]
-                if best < bar - self.underfit_margin:
+            if len(peers) >= self.settings.min_peers:
+                bar = peers[min(len(peers) - 1, int(self.settings.peer_quantile * len(peers)))]
+                if best < bar - self.settings.underfit_margin:
                     return Decision(
                         "underfit",
                         f"underfit: validation accuracy {best:.3f} after {seconds:.1f} s of training, "
-                        f"{len(peers)} peers had {bar:.3f} (quantile {self.peer_quantile:g}) by then",
+                        f"{len(peers)} peers had {bar:.3f} (quantile {self.settings.peer_quantile:g}) by then",
                     )
 
-        split = _window_start(epochs, self.plateau_epochs)
+        split = _window_start(epochs, self.settings.plateau_epochs)
         if split is not None:
             before = max(a for _, a in points[:split])
             recent = max(a for _, a in points[split:])
-            if recent - before < self.plateau_delta:
+            if recent - before < self.settings.plateau_delta:
                 change = (
                     f"gained {100 * (recent - before):.2f} points" if recent > before else f"did not improve on {before:.3f}"
                 )
                 return Decision(
                     "plateau",
                     f"plateaued: best validation accuracy {best:.3f} {change} in the last "
-                    f"{epochs_text(self.plateau_epochs)}, below the target {self.target:.3f}",
+                    f"{epochs_text(self.settings.plateau_epochs)}, below the target {self.target:.3f}",
                 )
         return self._out_of_reach(trial, points, epochs, best, leader)
 
@@ -223,7 +214,7 @@ class SaturationPruner(ExplainingPruner):
         leader: FrozenTrial | None,
     ) -> Decision | None:
         config = TrialRecord.of(trial).config
-        split = _window_start(epochs, self.reach_epochs) if self.reach_epochs > 0 else None
+        split = _window_start(epochs, self.settings.reach_epochs) if self.settings.reach_epochs > 0 else None
         if config is None or split is None:
             return None
         epoch, seconds = epochs[-1], points[-1][0]
@@ -245,13 +236,12 @@ class SaturationPruner(ExplainingPruner):
             return None
         return Decision(
             "out_of_reach",
-            f"out of reach: gaining {100 * rate:.2f} points per epoch (last {epochs_text(self.reach_epochs)}), "
+            f"out of reach: gaining {100 * rate:.2f} points per epoch (last {epochs_text(self.settings.reach_epochs)}), "
             f"it would have {reach:.3f} by epoch {horizon:.1f} ({limit}), below the target {self.target:.3f}",
         )
 
 
 def _check_range(name: str, value: float, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
-    """As optuna/pruners/_percentile.py does: refuse a setting outside its range at once."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
     ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not ok:

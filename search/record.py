@@ -11,7 +11,7 @@ its own stored keys as constants of the module that writes them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import optuna
@@ -70,19 +70,26 @@ class TrialSetup:
             trial.set_user_attr(key, value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrialResult:
-    """How a trial ended: its summary against the target, the outcome and its reason."""
+    """How a trial ended: its summary against the target, the outcome and its reason. (The
+    defaults are what a trial that never ended so reads back as.)"""
 
-    best_val_accuracy: float
-    epochs: float
-    train_seconds: float
-    seconds_to_target: float | None
-    epochs_to_target: float | None
-    images_to_target: int | None
-    capped_at: float | None
-    outcome: str
-    reason: str
+    best_val_accuracy: float | None = None
+    epochs: float = 0.0
+    train_seconds: float = 0.0
+    seconds_to_target: float | None = None
+    epochs_to_target: float | None = None
+    images_to_target: int | None = None
+    capped_at: float | None = None
+    outcome: str | None = None
+    reason: str = ""
+
+    _KEYS = {
+        "best_val_accuracy": BEST_VAL_ACCURACY, "epochs": EPOCHS, "train_seconds": TRAIN_SECONDS,
+        "seconds_to_target": SECONDS_TO_TARGET, "epochs_to_target": EPOCHS_TO_TARGET,
+        "images_to_target": IMAGES_TO_TARGET, "capped_at": CAPPED_AT, "outcome": OUTCOME, "reason": REASON,
+    }  # fmt: skip
 
     @classmethod
     def of(cls, summary: RunSummary, outcome: str, reason: str, capped_at: float | None = None) -> TrialResult:
@@ -99,13 +106,13 @@ class TrialResult:
         )
 
     def write(self, trial: optuna.Trial) -> None:
-        keys = {
-            "best_val_accuracy": BEST_VAL_ACCURACY, "epochs": EPOCHS, "train_seconds": TRAIN_SECONDS,
-            "seconds_to_target": SECONDS_TO_TARGET, "epochs_to_target": EPOCHS_TO_TARGET,
-            "images_to_target": IMAGES_TO_TARGET, "capped_at": CAPPED_AT, "outcome": OUTCOME, "reason": REASON,
-        }  # fmt: skip
-        for name, value in asdict(self).items():
-            trial.set_user_attr(keys[name], value)
+        for f in fields(TrialResult):
+            trial.set_user_attr(TrialResult._KEYS[f.name], getattr(self, f.name))
+
+    @staticmethod
+    def read(attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """The result's fields as stored in `attrs` (absent ones at their defaults)."""
+        return {f.name: attrs.get(TrialResult._KEYS[f.name], f.default) for f in fields(TrialResult)}
 
 
 def write_curve(trial: optuna.Trial, curve: list[CurvePoint]) -> None:
@@ -118,10 +125,11 @@ def write_failure(trial: optuna.Trial, outcome: str, reason: str) -> None:
     trial.set_user_attr(REASON, reason)
 
 
-@dataclass(frozen=True)
-class TrialRecord:
-    """Everything a trial stores, read back. Fields a trial never wrote (it failed before
-    training, or an older version stored it) are None, empty or False."""
+@dataclass(frozen=True, kw_only=True)
+class TrialRecord(TrialResult):
+    """Everything a trial stores, read back: how it ended (TrialResult's fields) and what it
+    trained. Fields a trial never wrote (it failed before training, or an older version
+    stored it) are None, empty or False."""
 
     number: int
     state: TrialState
@@ -136,18 +144,9 @@ class TrialRecord:
     versions: dict[str, str]
     baseline: bool
     curve: list[CurvePoint]
-    best_val_accuracy: float | None
-    epochs: float
-    train_seconds: float
-    seconds_to_target: float | None
-    epochs_to_target: float | None
-    images_to_target: int | None
-    capped_at: float | None
-    outcome: str | None
-    reason: str
 
     @classmethod
-    def of(cls, trial: FrozenTrial) -> TrialRecord:
+    def of(cls, trial: FrozenTrial) -> TrialRecord:  # type: ignore[override]  # reads, where TrialResult.of sums up
         a = trial.user_attrs
         config = a.get(CONFIG)
         return cls(
@@ -164,15 +163,7 @@ class TrialRecord:
             versions=dict(a.get(VERSIONS) or {}),
             baseline=bool(a.get(BASELINE, False)),
             curve=list(a.get(CURVE) or []),
-            best_val_accuracy=a.get(BEST_VAL_ACCURACY),
-            epochs=a.get(EPOCHS, 0.0),
-            train_seconds=a.get(TRAIN_SECONDS, 0.0),
-            seconds_to_target=a.get(SECONDS_TO_TARGET),
-            epochs_to_target=a.get(EPOCHS_TO_TARGET),
-            images_to_target=a.get(IMAGES_TO_TARGET),
-            capped_at=a.get(CAPPED_AT),
-            outcome=a.get(OUTCOME),
-            reason=a.get(REASON, ""),
+            **TrialResult.read(a),
         )
 
     @property

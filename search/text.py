@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import signal
 
-from lenet.bench import BenchReport
 from search.catalog import StudyRow, StudyView
 from search.optimize import StudyOutcome
 from search.prepare import Prepared
 from search.progress import format_params
+from search.record import TrialRecord
 
 
 def study_header(prepared: Prepared) -> str:
@@ -55,8 +55,7 @@ def studies_table(rows: list[StudyRow]) -> list[str]:
     lines = [f"{'study':<24}{'trials':>7}{'done':>6}{'pruned':>8}{'failed':>8}{'best s':>9}{'target':>8}  "
              "created / prune reasons"]  # fmt: skip
     for r in rows:
-        best = f"{r.best_value:.1f}" if r.best_value is not None else "-"
-        target = f"{r.target:.4f}" if r.target is not None else "-"
+        best, target = _number(r.best_value, ".1f"), _number(r.target, ".4f")
         lines.append(f"{r.name:<24}{sum(r.states.values()):>7}{r.states.get('complete', 0):>6}"
                      f"{r.states.get('pruned', 0):>8}{r.states.get('fail', 0):>8}{best:>9}{target:>8}  "
                      f"{r.created or '-'}")  # fmt: skip
@@ -68,24 +67,18 @@ def studies_table(rows: list[StudyRow]) -> list[str]:
 
 def study_table(view: StudyView) -> list[str]:
     target = view.record.target if view.record else None
-    lines = [
+    return [
         f"study {view.name!r}: target {target}, {view.n_trials} trials",
         f"{'trial':>5} {'state':<8}{'s to target':>12}{'epochs':>7}{'best val':>9}  parameters | outcome",
+        *(_trial_row(t) for t in view.top),
     ]
-    for t in view.top:
-        value = f"{t.value:.1f}" if t.value is not None else "-"
-        lines.append(f"{t.number:>5} {t.state.name.lower():<8}{value:>12}{t.epochs:>7.4g}"
-                     f"{t.best_val_accuracy or 0:>9.4f}  {format_params(t.params)} | {t.reason}")  # fmt: skip
-    return lines
 
 
-def bench_table(report: BenchReport) -> list[str]:
-    lines = [
-        f"device {report.device}, {report.threads} torch threads, {report.train_images} training images per epoch",
-        f"{'pipeline':<9}{'batch':>7}{'s/epoch':>10}{'images/s':>11}{'GFLOP/s':>9}{'speed-up':>10}",
-    ]
-    for r in report.rows:
-        speedup = f"{r.speedup:.1f}x" if r.speedup is not None else "-"
-        lines.append(f"{r.pipeline:<9}{r.batch_size:>7}{r.epoch_seconds:>10.2f}{r.images_per_second:>11.0f}"
-                     f"{r.gflops:>9.1f}{speedup:>10}")  # fmt: skip
-    return lines
+def _trial_row(t: TrialRecord) -> str:
+    return (f"{t.number:>5} {t.state.name.lower():<8}{_number(t.value, '.1f'):>12}{t.epochs:>7.4g}"
+            f"{t.best_val_accuracy or 0:>9.4f}  {format_params(t.params)} | {t.reason}")  # fmt: skip
+
+
+def _number(value: float | None, spec: str, unit: str = "") -> str:
+    """`value` formatted, or '-' where there is none."""
+    return "-" if value is None else f"{value:{spec}}{unit}"
