@@ -7,7 +7,7 @@ import statistics
 from dataclasses import asdict, dataclass
 
 from lenet.data import DeviceData, load_dataset, load_raw, split_indices
-from lenet.device import resolve_device, set_threads
+from lenet.device import policy_for, resolve_device, set_threads
 from lenet.model import LeNet5, training_flops_per_image
 from lenet.naive import NaiveCIFAR10, time_naive_epochs
 from lenet.train import TrainConfig, train
@@ -64,7 +64,9 @@ def run_benchmark(
                 raw = load_raw(data_path).raw
                 train_idx, _ = split_indices(raw.train_y, data.val_size, data.split_seed)
                 naive_set = NaiveCIFAR10(raw.train_x[train_idx], raw.train_y[train_idx], data.mean, data.std)
-            rows.append(_row("naive", bs, time_naive_epochs(naive_set, bs, epochs, num_workers), n))
+            # On the engine's device, so that the speed-up compares pipelines, not devices.
+            times = time_naive_epochs(naive_set, bs, epochs, num_workers, policy=policy_for(data.device))
+            rows.append(_row("naive", bs, times, n))
     naive_by_bs = {r.batch_size: r.epoch_seconds for r in rows if r.pipeline == "naive"}
     return [
         BenchRow(**{**asdict(r), "speedup": naive_by_bs[r.batch_size] / r.epoch_seconds})

@@ -190,6 +190,17 @@ def load_dataset(
     return _RESIDENT[key]
 
 
+def release(device: torch.device | str) -> int:
+    """Drop this process's resident copies on `device` (a parent that only coordinates
+    workers frees the device for them); returns how many were dropped. Cached memory is given
+    back by DevicePolicy.release_memory."""
+    device = torch.device(device)
+    keys = [k for k in _RESIDENT if torch.device(k[1]) == device]
+    for k in keys:
+        del _RESIDENT[k]
+    return len(keys)
+
+
 def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Random crop with zero padding and random horizontal flip, for a whole batch at once
     on its own device (one gather, no per-image Python)."""

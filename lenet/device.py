@@ -1,12 +1,130 @@
-"""Choosing the device once, and the CPU thread count per worker process."""
+"""Every device choice in one place, keyed by the device: autocast and its dtype, accumulator
+dtype, generator, memory format, synchronisation, the clock, warm-up and releasing memory;
+and choosing the device and the CPU thread count per worker process."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import platform
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from lenet.errors import InputError
+
+# Compute capability from which a CUDA card has bfloat16 tensor cores (Ampere, 8.0). Older cards
+# (V100 7.0, T4 7.5) emulate bf16 slowly; they train in fp32 (docs/engine.md).
+NATIVE_BF16_CAPABILITY = (8, 0)
+
+
+@dataclass(frozen=True)
+class DevicePolicy:
+    """How the engine trains on one device. `policy_for(device)` gives the right one; tests may
+    build others (e.g. an MPS-like policy on the CPU) to check what each choice implies."""
+
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # None: train in fp32
+    accumulator_dtype: torch.dtype  # running loss sums (MPS has no float64)
+    generator_device: torch.device  # where the shuffling/augmentation generator lives
+    sync: Literal["cuda", "mps", "none"]  # how to wait for the device's queued work
+    cudnn_benchmark: bool = False  # autotune convolutions per input shape (once per process)
+    memory_format: torch.memory_format = torch.channels_last
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Mixed precision for the training step only; evaluation is always fp32."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()  # never torch.autocast(enabled=False): MPS rejects it on some releases
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def synchronize(self) -> None:
+        if self.sync == "cuda":
+            torch.cuda.synchronize(self.device)
+        elif self.sync == "mps":
+            torch.mps.synchronize()
+
+    def clock(self) -> float:
+        """Seconds on a monotonic clock, read only after the device has finished its queued work."""
+        self.synchronize()
+        return time.perf_counter()
+
+    def generator(self, seed: int) -> torch.Generator:
+        return torch.Generator(device=self.generator_device).manual_seed(seed)
+
+    def release_memory(self) -> None:
+        """Give cached device memory back, once nothing refers to the tensors any more."""
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif self.device.type == "mps":
+            torch.mps.empty_cache()
+
+
+def policy_for(device: torch.device | str, capability: tuple[int, int] | None = None) -> DevicePolicy:
+    """The policy for `device`. On CUDA, `capability` (default: the card's own) decides bf16."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        if capability is None:
+            capability = torch.cuda.get_device_capability(device)
+        native_bf16 = tuple(capability) >= NATIVE_BF16_CAPABILITY
+        return DevicePolicy(device, torch.bfloat16 if native_bf16 else None, torch.float64, device, "cuda",
+                            cudnn_benchmark=True)  # fmt: skip
+    if device.type == "mps":
+        # No float64 on MPS; its generator support varies by release, so shuffling draws on the CPU.
+        return DevicePolicy(device, None, torch.float32, torch.device("cpu"), "mps")
+    return DevicePolicy(device, None, torch.float64, device, "none")
+
+
+# Shapes warmed up in this process, per device: (device, kind, batch) for kind "train" or "eval".
+_WARMED: set[tuple[str, str, int]] = set()
+
+
+def warm_up(policy: DevicePolicy, train_batches: Iterable[int], eval_batches: Iterable[int], num_classes: int) -> int:
+    """Run every shape a run will use once, on a throw-away model, before any clock starts:
+    CUDA context and lazy modules, cuDNN autotuning (once per input shape per process), the
+    allocator's first blocks. Touches neither the run's model nor any random generator the run
+    uses. Returns how many shapes were new to this process."""
+    from lenet.model import LeNet5
+
+    todo = [("train", b) for b in sorted(set(train_batches))] + [("eval", b) for b in sorted(set(eval_batches))]
+    todo = [(kind, b) for kind, b in todo if b > 0 and (str(policy.device), kind, b) not in _WARMED]
+    if not todo:
+        return 0
+    if policy.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    with torch.random.fork_rng(devices=[]):
+        model = LeNet5(num_classes).to(device=policy.device, memory_format=policy.memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
+    for kind, batch in todo:
+        x = torch.zeros(batch, 3, 32, 32, device=policy.device).contiguous(memory_format=policy.memory_format)
+        y = torch.zeros(batch, dtype=torch.long, device=policy.device)
+        if kind == "train":
+            with policy.autocast():
+                loss = nn.functional.cross_entropy(model(x).float(), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        else:
+            with torch.inference_mode():
+                model(x).argmax(dim=1)
+        _WARMED.add((str(policy.device), kind, batch))
+    policy.synchronize()
+    return len(todo)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Out of device memory, of any kind: CUDA's own error, MPS's and cuDNN's allocation failures."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text.lower() or "CUDNN_STATUS_ALLOC_FAILED" in text or "CUBLAS_STATUS_ALLOC_FAILED" in text
+    )
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -23,9 +141,54 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise InputError(f"unknown device {name!r} (expected auto, cpu, cuda, cuda:N or mps)") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {name!r} requested but CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise InputError(f"device {name!r} requested but MPS is not available on this machine")
     return device
+
+
+def accelerator_count(device_type: str) -> int:
+    """How many devices of this type the machine has (CUDA cards; one MPS; the CPU counts one)."""
+    return torch.cuda.device_count() if device_type == "cuda" else 1
+
+
+def worker_device(device: str, worker_index: int, count: int) -> str:
+    """The device worker `worker_index` trains on: CUDA workers spread round-robin over the
+    cards (worker i on card i mod count) unless a card was named; others share the device."""
+    dev = torch.device(device)
+    if dev.type != "cuda" or dev.index is not None or count < 1:
+        return device
+    return f"cuda:{worker_index % count}"
+
+
+def hardware(device: torch.device | str) -> dict[str, Any]:
+    """What the device is, for a study's provenance: its name and count; CUDA and cuDNN versions."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = device.index or 0
+        return {
+            "type": "cuda",
+            "name": torch.cuda.get_device_name(index),
+            "count": torch.cuda.device_count(),
+            "capability": ".".join(map(str, torch.cuda.get_device_capability(index))),
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+        }
+    if device.type == "mps":
+        return {"type": "mps", "name": platform.machine(), "count": 1}
+    return {"type": "cpu", "name": _cpu_name(), "count": cpu_count()}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cpu_count() -> int:
@@ -47,3 +210,12 @@ def set_threads(threads: int | None) -> int:
             raise InputError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def timed(policy: DevicePolicy) -> Iterator[list[float]]:
+    """Seconds the block's device work took: `with timed(p) as t: ...; t[0]`."""
+    out: list[float] = []
+    start = policy.clock()
+    yield out
+    out.append(policy.clock() - start)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Literal
@@ -12,7 +11,7 @@ import torch
 from torch import nn
 
 from lenet.data import DeviceData, augment_batch
-from lenet.device import set_threads
+from lenet.device import DevicePolicy, policy_for, set_threads, warm_up
 from lenet.errors import InputError
 from lenet.flat import flatten_parameters
 from lenet.model import LeNet5
@@ -181,39 +180,34 @@ class TrainResult:
         )
 
 
+EVAL_BATCH = 2500
+
+
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2500) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of `model` on (x, y)."""
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH, policy: DevicePolicy | None = None
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of `model` on (x, y), in fp32 whatever the training
+    precision: the target was measured in fp32."""
+    policy = policy or policy_for(x.device)
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+    loss_sum = torch.zeros((), device=x.device, dtype=policy.accumulator_dtype)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
     for start in range(0, len(x), batch_size):
-        with _autocast(x.device):
-            logits = model(x[start : start + batch_size])
+        logits = model(x[start : start + batch_size])
         yb = y[start : start + batch_size]
-        loss_sum += nn.functional.cross_entropy(logits.float(), yb, reduction="sum").double()
+        loss_sum += nn.functional.cross_entropy(logits.float(), yb, reduction="sum").to(policy.accumulator_dtype)
         correct += (logits.argmax(dim=1) == yb).sum()
     model.train(was_training)
     return loss_sum.item() / len(x), correct.item() / len(x)
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    # bfloat16 autocast on CUDA uses tensor cores and needs no loss scaling; on CPU it is off
-    # (no gain without AMX, and it would change CPU results).
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def build_model(config: TrainConfig, device: torch.device, num_classes: int = 10) -> nn.Module:
+def build_model(config: TrainConfig, policy: DevicePolicy, num_classes: int = 10) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = LeNet5(num_classes)
-    return model.to(device=device, memory_format=torch.channels_last)
+    return model.to(device=policy.device, memory_format=policy.memory_format)
 
 
 def train(
@@ -222,6 +216,7 @@ def train(
     *,
     on_eval: EvalCallback | None = None,
     threads: int | None = None,
+    policy: DevicePolicy | None = None,
 ) -> TrainResult:
     """Train LeNet-5 on `data` with `config`.
 
@@ -230,10 +225,14 @@ def train(
     training with outcome "diverged" instead of raising.
     """
     device = data.device
+    policy = policy or policy_for(device)
     threads_used = set_threads(threads) if device.type == "cpu" else 0
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
-    model = build_model(config, device, data.num_classes)
+    n = len(data.train_x)
+    # Every shape this run uses, warmed up before its clock starts: a full and a partial
+    # batch, and the evaluation's full and partial chunks.
+    warm_up(policy, (config.batch_size, n % config.batch_size), (EVAL_BATCH, len(data.val_x) % EVAL_BATCH),
+            data.num_classes)  # fmt: skip
+    model = build_model(config, policy, data.num_classes)
     # One flat tensor for the optimizer: at batch 32 per-tensor optimizer work was ~7 % of a step.
     params = flatten_parameters(model)
     optimizer = torch.optim.SGD(
@@ -244,9 +243,8 @@ def train(
         nesterov=config.nesterov,
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
+    generator = policy.generator(config.seed)
 
-    n = len(data.train_x)
     steps_per_epoch = math.ceil(n / config.batch_size)
     # Evaluation points within an epoch, in steps, spread evenly; the last is the epoch's end.
     eval_steps = {math.ceil(steps_per_epoch * (k + 1) / config.evals_per_epoch) for k in range(config.evals_per_epoch)}
@@ -256,15 +254,14 @@ def train(
     reason = f"trained all {config.max_epochs} epochs"
     train_seconds = 0.0
     step = images = 0
-    wall_start = time.perf_counter()
+    wall_start = policy.clock()
     model.train()
 
     for epoch in range(config.max_epochs):
-        _sync(device)
-        tick = time.perf_counter()
-        perm = torch.randperm(n, device=device, generator=generator)
+        tick = policy.clock()
+        perm = torch.randperm(n, device=policy.generator_device, generator=generator).to(device)
         # Running sums stay on the device: no host synchronisation per step.
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        loss_sum = torch.zeros((), device=device, dtype=policy.accumulator_dtype)
         correct = torch.zeros((), device=device, dtype=torch.int64)
         seen = 0
         lr_now = optimizer.param_groups[0]["lr"]
@@ -274,7 +271,7 @@ def train(
             xb, yb = data.train_x[idx], data.train_y[idx]
             if config.augment:
                 xb = augment_batch(xb, generator)
-            with _autocast(device):
+            with policy.autocast():
                 logits = model(xb)
                 loss = nn.functional.cross_entropy(logits.float(), yb)
             params.grad.zero_()  # not None: autograd accumulates into the flat buffer's views
@@ -283,25 +280,24 @@ def train(
             step += 1
             images += len(idx)
             seen += len(idx)
-            loss_sum += loss.detach().double() * len(idx)
+            loss_sum += loss.detach().to(policy.accumulator_dtype) * len(idx)
             correct += (logits.detach().argmax(dim=1) == yb).sum()
 
             if i + 1 in eval_steps:
-                _sync(device)
-                train_seconds += time.perf_counter() - tick
+                train_seconds += policy.clock() - tick
                 train_loss = loss_sum.item() / seen
                 train_acc = correct.item() / seen
                 if not math.isfinite(train_loss):
                     outcome, reason = "diverged", f"training loss became {train_loss} in epoch {epoch + 1}"
                     val_loss, val_acc = float("nan"), 0.0
                 else:
-                    val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+                    val_loss, val_acc = evaluate(model, data.val_x, data.val_y, policy=policy)
                 record = EvalRecord(
                     epoch=epoch + (i + 1) / steps_per_epoch,
                     step=step,
                     images=images,
                     train_seconds=train_seconds,
-                    wall_seconds=time.perf_counter() - wall_start,
+                    wall_seconds=policy.clock() - wall_start,
                     lr=lr_now,
                     train_loss=train_loss,
                     train_accuracy=train_acc,
@@ -321,8 +317,7 @@ def train(
                 loss_sum.zero_()
                 correct.zero_()
                 seen = 0
-                _sync(device)
-                tick = time.perf_counter()
+                tick = policy.clock()
         if stop:
             break
         scheduler.step()

@@ -62,11 +62,20 @@ def study_note(study: optuna.Study, record: StudyRecord) -> str:
             f"**Objective** (minimised): {record.objective}.",
             f"**Target** validation accuracy: **{record.target}** ({record.target_source}).",
             f"**Intermediate values**: {record.intermediate_values}.",
-            f"Timed on {record.device} with {record.threads} torch threads per worker; created {record.created}.",
+            f"Timed on {record.device}{_hardware_text(record)} with {record.threads} torch threads per worker; "
+            f"created {record.created}.",
             "Each trial's user attributes hold its outcome and reason (pruning rule), full learning curve "
             "(`curve`), config, seed, device and library versions.",
         ]
     )
+
+
+def _hardware_text(record: StudyRecord) -> str:
+    h = record.hardware
+    if not h:
+        return ""
+    versions = f", CUDA {h.get('cuda')}, cuDNN {h.get('cudnn')}" if h.get("type") == "cuda" else ""
+    return f" ({h.get('count')} x {h.get('name')}{versions})"
 
 
 def annotate(study: optuna.Study) -> None:

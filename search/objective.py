@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import optuna
-import torch
 
 from lenet.data import DeviceData
+from lenet.device import is_out_of_memory, policy_for
 from lenet.train import EvalRecord, TrainConfig, train
 from search.baseline import BASELINE_TRIAL
 from search.dashboard import save_trial_note
@@ -30,7 +30,7 @@ class SurplusTrial(Exception):
 
 
 class TrialFailed(Exception):
-    """This trial failed (e.g. CUDA out of memory) with a recorded reason; the study goes on."""
+    """This trial failed (out of device memory) with a recorded reason; the study goes on."""
 
 
 @dataclass
@@ -42,6 +42,9 @@ class Objective:
     n_trials: int  # the study's total of finished trials
     threads: int | None = None
     baseline: bool = False  # the study has a baseline: trial 0 trains it
+
+    def __post_init__(self) -> None:
+        self.policy = policy_for(self.data.device)  # built once per worker
 
     def __call__(self, trial: optuna.Trial) -> float:
         self._check_surplus(trial)
@@ -73,19 +76,23 @@ class Objective:
                 return pruned[-1].reason
             return None
 
+        out_of_memory = None
         try:
-            result = train(config, self.data, on_eval=on_eval, threads=self.threads)
-        except torch.cuda.OutOfMemoryError as exc:
-            write_failure(trial, "out_of_memory", f"CUDA out of memory at batch size {config.batch_size}: "
-                          f"{str(exc).splitlines()[0]}")  # fmt: skip
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            raise TrialFailed(f"CUDA out of memory at batch size {config.batch_size}") from None
+            result = train(config, self.data, on_eval=on_eval, threads=self.threads, policy=self.policy)
         except KeyboardInterrupt as exc:
             what = str(exc) or "SIGINT"
             write_failure(trial, "interrupted", f"interrupted by {what} after {len(curve)} evaluations; "
                           "the trial does not count and the study resumes where it stopped")  # fmt: skip
             raise
+        except Exception as exc:  # out of memory of any kind fails only this trial
+            if not is_out_of_memory(exc):
+                raise
+            out_of_memory = f"{type(exc).__name__} at batch size {config.batch_size}: {str(exc).splitlines()[0]}"
+        if out_of_memory is not None:
+            # Here, not in the except block: the exception's traceback held the trial's tensors.
+            self.policy.release_memory()
+            write_failure(trial, "out_of_memory", f"out of memory: {out_of_memory}")
+            raise TrialFailed(out_of_memory)
         summary = result.summary(self.target)
         reached = result.first_reaching(self.target)
         if reached is not None:

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lenet.data import release
+from lenet.device import policy_for
 from search.prepare import OptimizeRequest, Prepared, prepare
 from search.record import TrialRecord
 from search.storage import close_storage
@@ -61,6 +63,9 @@ def _run(prepared: Prepared, on_trial: TrialCallback | None) -> StudyOutcome:
         if jobs == 1:
             run_trials(spec, study, on_trial)
         else:
+            # The workers load their own copies; this process only watches.
+            release(spec.device)
+            policy_for(spec.device).release_memory()
             codes = tuple(run_workers(spec, jobs, study, on_trial))
             stopped = [c for c in codes if c in INTERRUPT_CODES]
             interrupted = stopped[0] if stopped else None

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import torch
 from optuna.storages import RDBStorage
 
 from lenet.data import DEFAULT_VAL_SIZE, load_dataset
-from lenet.device import cpu_count, resolve_device
+from lenet.device import accelerator_count, cpu_count, hardware, resolve_device
 from lenet.train import TrainConfig
 from search.algorithms import make_pruner
 from search.provenance import now_text
@@ -108,7 +109,7 @@ def _open(r, target, space, dev, threads, dataset, storage, on_calibrate) -> Pre
     wanted = StudyRecord(
         target=value, target_source=source, space=space.to_dict(), device=str(dev), threads=threads,
         data_checksum=dataset.checksum, seed=r.seed, created=now_text(),
-        baseline=space.baseline_params(TrainConfig()) if r.baseline else None,
+        baseline=space.baseline_params(TrainConfig()) if r.baseline else None, hardware=hardware(dev), jobs=r.jobs,
     )  # fmt: skip
     study, notes = open_study(
         r.study_name, storage, wanted, sampler=r.sampler, seed=r.seed, pruner=make_pruner(r.pruner, value),
@@ -119,4 +120,16 @@ def _open(r, target, space, dev, threads, dataset, storage, on_calibrate) -> Pre
         sampler=r.sampler, pruner=r.pruner, seed=r.seed, data=r.data, device=str(dev), val_size=r.val_size,
         threads=threads if dev.type == "cpu" else None, timeout=r.timeout,
     )  # fmt: skip
-    return Prepared(request=r, spec=spec, study=study, storage=storage, record=stored or wanted, notes=notes)
+    return Prepared(request=r, spec=spec, study=study, storage=storage, record=stored or wanted,
+                    notes=notes + shared_device_notes(dev, r.jobs))  # fmt: skip
+
+
+def shared_device_notes(device: torch.device, jobs: int) -> list[str]:
+    """A warning when several workers would share one accelerator."""
+    if device.type == "cpu" or jobs == 1:
+        return []
+    cards = 1 if device.index is not None else accelerator_count(device.type)
+    if jobs <= cards:
+        return []
+    return [f"{jobs} workers share {cards} {device.type} device(s): trials that run side by side on one device "
+            "slow each other down, so their seconds are not comparable with a lone trial's"]  # fmt: skip

@@ -189,6 +189,8 @@ STUDY_DATA_CHECKSUM = "data_checksum"
 STUDY_SEED = "seed"
 STUDY_CREATED = "created"
 STUDY_BASELINE = "baseline"  # the baseline trial's parameters (search.baseline)
+STUDY_HARDWARE = "hardware"  # lenet.device.hardware(): device name and count, CUDA and cuDNN versions
+STUDY_JOBS = "jobs"  # worker processes of the run that created it
 
 OBJECTIVE_TEXT = "training seconds (evaluation excluded) until validation accuracy first reaches the target"
 INTERMEDIATE_TEXT = "validation error (1 - accuracy) at the end of each epoch (step = epoch)"
@@ -207,6 +209,8 @@ class StudyRecord:
     seed: int
     created: str
     baseline: dict[str, Any] | None = None
+    hardware: dict[str, Any] | None = None  # None: a study stored before it was recorded
+    jobs: int = 1
     objective: str = OBJECTIVE_TEXT
     intermediate_values: str = INTERMEDIATE_TEXT
 
@@ -215,13 +219,15 @@ class StudyRecord:
         "device": STUDY_DEVICE, "threads": STUDY_THREADS, "data_checksum": STUDY_DATA_CHECKSUM,
         "seed": STUDY_SEED, "created": STUDY_CREATED, "baseline": STUDY_BASELINE,
         "objective": STUDY_OBJECTIVE, "intermediate_values": STUDY_INTERMEDIATE_VALUES,
+        "hardware": STUDY_HARDWARE, "jobs": STUDY_JOBS,
     }  # fmt: skip
 
     def items(self) -> dict[str, Any]:
         """The study attributes to store (a study without a baseline stores none)."""
         values = {self._KEYS[f.name]: getattr(self, f.name) for f in fields(self)}
-        if self.baseline is None:
-            del values[STUDY_BASELINE]
+        for key in (STUDY_BASELINE, STUDY_HARDWARE):
+            if values[key] is None:
+                del values[key]
         return values
 
     @classmethod
@@ -241,6 +247,8 @@ class StudyRecord:
             seed=attrs.get(STUDY_SEED, 0),
             created=attrs.get(STUDY_CREATED, ""),
             baseline=dict(attrs[STUDY_BASELINE]) if attrs.get(STUDY_BASELINE) else None,
+            hardware=dict(attrs[STUDY_HARDWARE]) if attrs.get(STUDY_HARDWARE) else None,
+            jobs=attrs.get(STUDY_JOBS, 1),
             objective=attrs.get(STUDY_OBJECTIVE, OBJECTIVE_TEXT),
             intermediate_values=attrs.get(STUDY_INTERMEDIATE_VALUES, INTERMEDIATE_TEXT),
         )

@@ -94,6 +94,16 @@ def _check_reopen(name: str, stored: StudyRecord, wanted: StudyRecord, explicit_
             f"study {name!r} was timed with {stored.threads} threads per worker, this run uses "
             f"{wanted.threads}: new trials' seconds are not directly comparable with earlier ones"
         )
+    if stored.hardware and wanted.hardware and stored.hardware.get("name") != wanted.hardware.get("name"):
+        notes.append(
+            f"study {name!r} was timed on {stored.hardware.get('name')}, this run uses {wanted.hardware.get('name')}: "
+            "new trials' seconds are not directly comparable with earlier ones"
+        )
+    elif stored.hardware and wanted.hardware and stored.hardware.get("type") != "cpu":
+        for key in ("cuda", "cudnn"):
+            if stored.hardware.get(key) != wanted.hardware.get(key):
+                notes.append(f"study {name!r} was timed with {key} {stored.hardware.get(key)}, this run has "
+                             f"{wanted.hardware.get(key)}")  # fmt: skip
     if stored.data_checksum != wanted.data_checksum:
         notes.append(f"study {name!r} was created on another data source (checksum differs)")
     return notes

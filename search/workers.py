@@ -8,6 +8,7 @@ count. Failed trials (a crash, a killed worker) do not count and are retried.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import signal
@@ -17,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial
 
 from lenet.data import load_dataset
-from lenet.device import set_threads
+from lenet.device import accelerator_count, set_threads, worker_device
 from search.algorithms import make_pruner, make_sampler
 from search.objective import Objective, SurplusTrial, TrialFailed
 from search.record import StudyRecord, study_record
@@ -90,7 +92,9 @@ def run_worker(spec: RunSpec, worker_index: int = 0) -> None:
             sampler=make_sampler(spec.sampler, seed, record.baseline if record else None),
             pruner=make_pruner(spec.pruner, spec.target),
         )
-        run_trials(spec, study)
+        # Worker i trains on card i mod count (a device named with its index is shared).
+        device = worker_device(spec.device, worker_index, accelerator_count(torch.device(spec.device).type))
+        run_trials(dataclasses.replace(spec, device=device), study)
     finally:
         close_storage(storage)
 

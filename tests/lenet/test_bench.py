@@ -14,3 +14,18 @@ def test_benchmark_rows_and_speedups(synthetic_data, synthetic_archive, monkeypa
         assert r.epoch_seconds > 0 and len(r.epoch_times) == 1
         assert r.images_per_second == n / r.epoch_seconds
         assert abs(r.gflops - n * training_flops_per_image(LeNet5()) / r.epoch_seconds / 1e9) < 1e-9
+
+
+def test_the_naive_pipeline_trains_on_the_engines_device(synthetic_data, synthetic_archive, monkeypatch):
+    import lenet.bench
+
+    seen = []
+
+    def fake(dataset, batch_size, epochs, num_workers=2, seed=0, policy=None):
+        seen.append(policy)
+        return [1.0] * epochs
+
+    monkeypatch.setattr(lenet.bench, "time_naive_epochs", fake)
+    run_benchmark(synthetic_data, str(synthetic_archive), [], epochs=1, naive_batch_sizes=[64], num_workers=0)
+    (policy,) = seen
+    assert policy is not None and policy.device == synthetic_data.device

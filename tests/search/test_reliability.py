@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+import weakref
 from pathlib import Path
 
 import optuna
@@ -16,6 +17,7 @@ import torch
 from optuna.trial import TrialState
 
 import search.objective
+from lenet.device import DevicePolicy
 from search.record import TrialRecord
 from search.space import load_space
 from search.storage import close_storage, make_storage
@@ -170,16 +172,29 @@ def test_postgres_eight_workers_forty_trials_no_leaks(tiny, postgres_url):
         optuna.delete_study(study_name=name, storage=postgres_url)
 
 
-def test_cuda_out_of_memory_fails_only_that_trial(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1.00 GB)"),
+        RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"),
+    ],
+    ids=["cuda", "mps", "cudnn"],
+)
+def test_out_of_memory_of_any_kind_fails_only_that_trial_and_frees_it(tiny, tmp_path, monkeypatch, error):
     real_train = search.objective.train
-    calls = []
+    calls, held = [], []
 
     def flaky(config, data, **kwargs):
         calls.append(config)
         if len(calls) == 1:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            tensors = torch.zeros(1000)  # the trial's tensors, held by the failing frame
+            held.append(weakref.ref(tensors))
+            raise type(error)(*error.args)  # a fresh exception, as a real failure raises
         return real_train(config, data, **kwargs)
 
+    released = []
+    monkeypatch.setattr(DevicePolicy, "release_memory", lambda self: released.append(held[0]() is None))
     monkeypatch.setattr(search.objective, "train", flaky)
     storage = f"sqlite:///{tmp_path}/s.db"
     optuna.create_study(study_name="oom", storage=storage).set_user_attr("target", 0.6)
@@ -189,6 +204,22 @@ def test_cuda_out_of_memory_fails_only_that_trial(tiny, tmp_path, monkeypatch):
     run_worker(spec)
     trials = _study(storage, "oom").get_trials()
     assert [t.state for t in trials].count(TrialState.FAIL) == 1
-    failed = next(t for t in trials if t.state == TrialState.FAIL)
-    assert TrialRecord.of(failed).outcome == "out_of_memory" and "CUDA out of memory" in TrialRecord.of(failed).reason
+    failed = TrialRecord.of(next(t for t in trials if t.state == TrialState.FAIL))
+    assert failed.outcome == "out_of_memory" and str(error).split(".")[0] in failed.reason
     assert len([t for t in trials if t.state in FINISHED]) == 3
+    # Memory was given back once, after the exception (and the tensors it held) was gone.
+    assert released == [True]
+
+
+def test_a_bug_in_training_is_not_taken_for_out_of_memory(tiny, tmp_path, monkeypatch):
+    def broken(config, data, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(search.objective, "train", broken)
+    storage = f"sqlite:///{tmp_path}/s.db"
+    optuna.create_study(study_name="bug", storage=storage).set_user_attr("target", 0.6)
+    spec = RunSpec(study_name="bug", storage_url=storage, n_trials=1, target=0.6, space=load_space(tiny.space),
+                   sampler="random", pruner="saturation", seed=0, data=str(tiny.archive), device="cpu",
+                   val_size=200, threads=None)  # fmt: skip
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        run_worker(spec)

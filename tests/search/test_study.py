@@ -113,3 +113,30 @@ def test_baseline_is_stored_once_when_the_study_is_created(tmp_path):
     assert study.get_trials(deepcopy=False) == []  # nothing enqueued (see search.baseline)
     again, _ = _open(storage, _record(baseline={"lr": 0.01}), sampler="random")  # reopening changes nothing
     assert study_record(again).baseline == baseline and again.sampler.params == baseline
+
+
+def test_gpu_provenance_is_stored_and_another_card_is_warned_about(tmp_path):
+    storage = make_storage(f"sqlite:///{tmp_path}/s.db")
+    h100 = {"type": "cuda", "name": "NVIDIA H100 80GB HBM3", "count": 1, "cuda": "12.8", "cudnn": 91002}
+    study, _ = _open(storage, _record(device="cuda", threads=1, hardware=h100, jobs=2))
+    assert study_record(study).hardware == h100 and study_record(study).jobs == 2
+    _, notes = _open(storage, _record(device="cuda:0", threads=1, hardware={**h100, "name": "Tesla T4"}))
+    assert any("timed on NVIDIA H100 80GB HBM3, this run uses Tesla T4" in n for n in notes)
+    _, notes = _open(storage, _record(device="cuda", threads=1, hardware={**h100, "cudnn": 90100}))
+    assert any("cudnn 91002, this run has 90100" in n for n in notes)
+    with pytest.raises(StudyError, match="measured seconds on cuda"):
+        _open(storage, _record(device="cpu", threads=1, hardware={"type": "cpu", "name": "x", "count": 2}))
+
+
+def test_workers_sharing_a_card_are_warned_about(monkeypatch):
+    import torch
+
+    import search.prepare
+    from search.prepare import shared_device_notes
+
+    monkeypatch.setattr(search.prepare, "accelerator_count", lambda kind: 2)
+    assert shared_device_notes(torch.device("cuda"), 2) == []
+    (note,) = shared_device_notes(torch.device("cuda"), 3)
+    assert "3 workers share 2 cuda device(s)" in note
+    assert "share 1 cuda" in shared_device_notes(torch.device("cuda:1"), 2)[0]
+    assert shared_device_notes(torch.device("cpu"), 4) == []
