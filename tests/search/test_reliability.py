@@ -197,11 +197,7 @@ def test_out_of_memory_of_any_kind_fails_only_that_trial_and_frees_it(tiny, tmp_
     monkeypatch.setattr(DevicePolicy, "release_memory", lambda self: released.append(held[0]() is None))
     monkeypatch.setattr(search.objective, "train", flaky)
     storage = f"sqlite:///{tmp_path}/s.db"
-    optuna.create_study(study_name="oom", storage=storage).set_user_attr("target", 0.6)
-    spec = RunSpec(study_name="oom", storage_url=storage, n_trials=3, target=0.6, space=load_space(tiny.space),
-                   sampler="random", pruner="saturation", seed=0, data=str(tiny.archive), device="cpu",
-                   val_size=200, threads=None)  # fmt: skip
-    run_worker(spec)
+    run_worker(_worker_spec(tiny, storage, "oom", 3))
     trials = _study(storage, "oom").get_trials()
     assert [t.state for t in trials].count(TrialState.FAIL) == 1
     failed = TrialRecord.of(next(t for t in trials if t.state == TrialState.FAIL))
@@ -216,10 +212,14 @@ def test_a_bug_in_training_is_not_taken_for_out_of_memory(tiny, tmp_path, monkey
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
     monkeypatch.setattr(search.objective, "train", broken)
-    storage = f"sqlite:///{tmp_path}/s.db"
-    optuna.create_study(study_name="bug", storage=storage).set_user_attr("target", 0.6)
-    spec = RunSpec(study_name="bug", storage_url=storage, n_trials=1, target=0.6, space=load_space(tiny.space),
-                   sampler="random", pruner="saturation", seed=0, data=str(tiny.archive), device="cpu",
-                   val_size=200, threads=None)  # fmt: skip
+    spec = _worker_spec(tiny, f"sqlite:///{tmp_path}/s.db", "bug", 1)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         run_worker(spec)
+
+
+def _worker_spec(tiny, storage: str, name: str, n_trials: int) -> RunSpec:
+    """A study made by hand (a target and nothing else) and a worker's spec for it."""
+    optuna.create_study(study_name=name, storage=storage).set_user_attr("target", 0.6)
+    return RunSpec(study_name=name, storage_url=storage, n_trials=n_trials, target=0.6, space=load_space(tiny.space),
+                   sampler="random", pruner="saturation", seed=0, data=str(tiny.archive), device="cpu",
+                   val_size=200, threads=None)  # fmt: skip
