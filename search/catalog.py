@@ -9,6 +9,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from search.clock_check import ClockAgreement, clock_agreement
 from search.record import StudyRecord, TrialRecord, study_record
 from search.storage import opened
 from search.study import load_existing
@@ -33,6 +34,7 @@ class StudyView:
     record: StudyRecord | None
     n_trials: int
     top: list[TrialRecord]
+    clock: list[ClockAgreement]  # measured against calibrated seconds, per batch size
 
 
 def list_studies(storage_url: str) -> list[StudyRow]:
@@ -43,8 +45,9 @@ def list_studies(storage_url: str) -> list[StudyRow]:
 def show_study(storage_url: str, name: str, top: int) -> StudyView:
     with opened(storage_url) as storage:
         study = load_existing(storage, name)
-        return StudyView(name, study_record(study), len(study.get_trials(deepcopy=False)),
-                         [TrialRecord.of(t) for t in top_trials(study, top)])  # fmt: skip
+        trials = study.get_trials(deepcopy=False)
+        return StudyView(name, study_record(study), len(trials), [TrialRecord.of(t) for t in top_trials(study, top)],
+                         clock_agreement(map(TrialRecord.of, trials)))  # fmt: skip
 
 
 def count_trials(storage_url: str, name: str) -> int:

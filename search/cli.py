@@ -16,6 +16,7 @@ from lenet.data import DEFAULT_VAL_SIZE
 from lenet.errors import InputError
 from lenet.train import EvalRecord, TrainConfig
 from search.algorithms import PRUNERS, SAMPLERS
+from search.prepare import CLOCK_KINDS
 from search.space import DEFAULT_EVALS_PER_EPOCH, DEFAULT_MAX_EPOCHS
 from search.storage import DEFAULT_STORAGE
 from search.study import DEFAULT_STUDY
@@ -297,6 +298,14 @@ def bench(
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler and of every trial's training.")
 @click.option("--space", "space_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="TOML file that narrows, widens or fixes search parameters (see docs/search.md).")  # fmt: skip
+@click.option("--clock", type=click.Choice(CLOCK_KINDS), default=None,
+              help="What a trial's seconds are. calibrated: its optimizer steps priced by a table measured once "
+                   "when the study is created (the same computation always costs the same; reproducible, and "
+                   "workers on other hosts join in the study's clock); measured: read off the wall clock. "
+                   "[default: the study's, else calibrated]")  # fmt: skip
+@click.option("--clock-from", default=None, metavar="FILE|study:NAME",
+              help="Reuse a step clock instead of measuring one: an `export` file, a clock JSON, or another "
+                   "study in this storage, so that a study can be repeated exactly.")  # fmt: skip
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="A new study's first trial trains `lenet-search train`'s default schedule (where the space "
                    "allows it), so the pruner has a time to beat from the start.")  # fmt: skip
@@ -305,7 +314,7 @@ def bench(
 def optimize(
     trials: int, study_name: str, storage: str, data: str | None, device: str, max_epochs: int | None,
     evals_per_epoch: int | None, target_text: str | None, sampler: str, pruner: str, jobs: int,
-    timeout: float | None, seed: int,
+    timeout: float | None, seed: int, clock: str | None, clock_from: str | None,
     space_file: Path | None, baseline: bool, val_size: int, quiet: bool,
 ) -> None:  # fmt: skip
     """Search for the schedule that reaches the target validation accuracy in the least
@@ -325,6 +334,7 @@ def optimize(
         n_trials=trials, study_name=study_name, storage_url=storage, target_text=target_text, space_file=space_file,
         max_epochs=max_epochs, evals_per_epoch=evals_per_epoch, sampler=sampler, pruner=pruner, seed=seed,
         data=data, device=device, jobs=jobs, timeout=timeout, val_size=val_size, baseline=baseline,
+        clock=clock, clock_from=clock_from,
     )  # fmt: skip
     progress: list[StudyProgress] = []
 
@@ -339,6 +349,7 @@ def optimize(
         outcome = run_optimize(
             request, on_start=on_start, on_trial=lambda t: progress[0].trial_finished(t),
             on_calibrate=None if quiet else lambda: click.echo("calibrating the target (training the reference schedule)...", err=True),
+            on_clock=None if quiet else lambda: click.echo("measuring the step clock (each batch size, about 15-30 s)...", err=True),
         )  # fmt: skip
     finally:
         if progress:

@@ -64,6 +64,7 @@ def export_document(study: optuna.Study, trial: optuna.trial.FrozenTrial, storag
         "config": r.config.to_dict(),
         "metrics": {
             "seconds_to_target": r.seconds_to_target,
+            "measured_seconds_to_target": r.measured_seconds_to_target,
             "epochs_to_target": r.epochs_to_target,
             "images_to_target": r.images_to_target,
             "best_val_accuracy": r.best_val_accuracy,
@@ -78,7 +79,11 @@ def export_document(study: optuna.Study, trial: optuna.trial.FrozenTrial, storag
             "state": trial.state.name,
             "target": record.target if record else None,
             "objective": record.objective if record else None,
+            "clock_kind": record.clock if record else None,
         },
+        # The study's step clock: a retrain prices its own steps in it, and another study can
+        # reuse it (optimize --clock-from this file).
+        "clock": record.clock_table if record else None,
         "provenance": {
             "seed": r.seed,
             "device": r.device,

@@ -15,12 +15,13 @@ import optuna
 
 from lenet.data import DeviceData
 from lenet.device import is_out_of_memory, policy_for
-from lenet.train import EvalRecord, TrainConfig, train
+from lenet.clock import StepClock
+from lenet.train import EvalRecord, TrainConfig, crossing, train
 from search.baseline import BASELINE_TRIAL
 from search.dashboard import save_trial_note
 from search.provenance import library_versions
 from search.pruner import Decision, explain
-from search.record import TrialResult, TrialSetup, write_curve, write_failure
+from search.record import CLOCK_SECONDS, TrialResult, TrialSetup, write_curve, write_failure
 from search.space import SearchSpace
 from search.trials import FINISHED
 
@@ -42,6 +43,7 @@ class Objective:
     n_trials: int  # the study's total of finished trials
     threads: int | None = None
     baseline: bool = False  # the study has a baseline: trial 0 trains it
+    clock: StepClock | None = None  # the study's step clock; None: measured seconds
 
     def __post_init__(self) -> None:
         self.policy = policy_for(self.data.device)  # built once per worker
@@ -62,8 +64,14 @@ class Objective:
         curve: list[dict[str, float]] = []
         pruned: list[Decision] = []  # why it was stopped early, if it was
 
+        def seconds(record: EvalRecord) -> float:
+            """The record's training time in the study's clock."""
+            if self.clock is None:
+                return record.train_seconds
+            return self.clock.seconds_for(config.batch_size, config.augment, record.step)
+
         def on_eval(record: EvalRecord) -> str | None:
-            curve.append(record.to_dict())
+            curve.append({**record.to_dict(), CLOCK_SECONDS: seconds(record)})
             if record.epoch.is_integer():
                 # Intermediate values by epoch, for the dashboard's curves and Optuna's pruners;
                 # the evaluations within an epoch are in the curve, for this project's pruner.
@@ -94,7 +102,8 @@ class Objective:
             write_failure(trial, "out_of_memory", f"out of memory: {out_of_memory}")
             raise TrialFailed(out_of_memory)
         summary = result.summary(self.target)
-        reached = result.first_reaching(self.target)
+        cross = crossing(result.history, self.target)
+        reached = cross.after if cross else None
         if reached is not None:
             rule, reason = "reached", f"reached {reached.val_accuracy:.4f} >= {self.target:.4f} at epoch {reached.epoch:.4g}"
         elif result.outcome == "diverged":
@@ -107,12 +116,14 @@ class Objective:
                 f"{config.max_epochs} epochs, below the target {self.target:.4f}"
             )
         # cannot_win: its time to target is at least its cap (search/capped.py)
-        ended = TrialResult.of(summary, rule, reason, capped_at=pruned[-1].cap if pruned else None)
+        to_target = cross.interpolate(seconds) if cross else None
+        ended = TrialResult.of(summary, rule, reason, clock_seconds=seconds(result.history[-1]) if result.history else 0.0,
+                               seconds_to_target=to_target, capped_at=pruned[-1].cap if pruned else None)  # fmt: skip
         ended.write(trial)
         save_trial_note(trial, ended, self.target, str(self.data.device))
-        if reached is None:
+        if to_target is None:
             raise optuna.TrialPruned(reason)
-        return reached.train_seconds
+        return to_target
 
     def _check_surplus(self, trial: optuna.Trial) -> None:
         """Workers check the count before asking for a trial; two that asked at once may

@@ -39,13 +39,14 @@ def optimize(
     request: OptimizeRequest,
     *,
     on_calibrate: Callable[[], None] | None = None,
+    on_clock: Callable[[], None] | None = None,
     on_start: Callable[[Prepared], None] | None = None,
     on_trial: TrialCallback | None = None,
 ) -> StudyOutcome:
     """Run the study to `request.n_trials` finished trials. Input the user can fix raises an
     InputError before anything is written; an interruption is returned, not raised."""
     quiet_optuna()
-    prepared = prepare(request, on_calibrate)
+    prepared = prepare(request, on_calibrate, on_clock)
     try:
         if on_start is not None:
             on_start(prepared)

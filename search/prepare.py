@@ -7,18 +7,23 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
+from optuna.distributions import CategoricalDistribution
 from optuna.storages import RDBStorage
 
-from lenet.data import DEFAULT_VAL_SIZE, load_dataset
+from lenet.clock import CLOCK_FORMAT, StepClock, calibrate_clock
+from lenet.data import DEFAULT_VAL_SIZE, DeviceData, load_dataset
+from lenet.errors import InputError
 from lenet.device import accelerator_count, cpu_count, hardware, resolve_device
 from lenet.train import TrainConfig
 from search.algorithms import make_pruner
 from search.provenance import now_text
 from search.record import StudyRecord
-from search.space import load_space
+from search.configfile import read_document
+from search.space import Fixed, SearchSpace, load_space
 from search.storage import close_storage, make_storage
 from search.study import DEFAULT_STUDY, StudyError, open_study, stored_record
 from search.target import DEFAULT_TARGET, calibrate
@@ -45,6 +50,8 @@ class OptimizeRequest:
     timeout: float | None = None
     val_size: int = DEFAULT_VAL_SIZE
     baseline: bool = True
+    clock: str | None = None  # calibrated | measured; None: the study's, else calibrated
+    clock_from: str | None = None  # a step-clock JSON file, an export, or study:NAME in this storage
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,13 @@ def parse_target(text: str | None) -> float | str | None:
     return value
 
 
-def prepare(request: OptimizeRequest, on_calibrate: Callable[[], None] | None = None) -> Prepared:
+def prepare(
+    request: OptimizeRequest,
+    on_calibrate: Callable[[], None] | None = None,
+    on_clock: Callable[[], None] | None = None,
+) -> Prepared:
+    """Check the request and open its study. `on_calibrate` is called before `--target auto`
+    trains its reference schedule, `on_clock` before the step clock is measured."""
     r = request
     target = parse_target(r.target_text)
     space = load_space(r.space_file, r.max_epochs, r.evals_per_epoch)
@@ -83,14 +96,15 @@ def prepare(request: OptimizeRequest, on_calibrate: Callable[[], None] | None = 
     dataset = load_dataset(r.data, dev, val_size=r.val_size)  # bad data fails before a database is created
     storage = make_storage(r.storage_url)
     try:
-        return _open(r, target, space, dev, threads, dataset, storage, on_calibrate)
+        return _open(r, target, space, dev, threads, dataset, storage, on_calibrate, on_clock)
     except BaseException:
         close_storage(storage)
         raise
 
 
-def _open(r, target, space, dev, threads, dataset, storage, on_calibrate) -> Prepared:
+def _open(r, target, space, dev, threads, dataset, storage, on_calibrate, on_clock) -> Prepared:
     stored = stored_record(storage, r.study_name)
+    clock, table = resolve_clock(r, stored, space, dataset, threads, storage, on_clock)
     explicit = isinstance(target, float)
     if target == "auto":
         if stored is not None:
@@ -110,6 +124,7 @@ def _open(r, target, space, dev, threads, dataset, storage, on_calibrate) -> Pre
         target=value, target_source=source, space=space.to_dict(), device=str(dev), threads=threads,
         data_checksum=dataset.checksum, seed=r.seed, created=now_text(),
         baseline=space.baseline_params(TrainConfig()) if r.baseline else None, hardware=hardware(dev), jobs=r.jobs,
+        clock=clock, clock_table=table,
     )  # fmt: skip
     study, notes = open_study(
         r.study_name, storage, wanted, sampler=r.sampler, seed=r.seed, pruner=make_pruner(r.pruner, value),
@@ -122,6 +137,83 @@ def _open(r, target, space, dev, threads, dataset, storage, on_calibrate) -> Pre
     )  # fmt: skip
     return Prepared(request=r, spec=spec, study=study, storage=storage, record=stored or wanted,
                     notes=notes + shared_device_notes(dev, r.jobs))  # fmt: skip
+
+
+CLOCK_KINDS = ("calibrated", "measured")
+
+
+def resolve_clock(
+    r: OptimizeRequest, stored: StudyRecord | None, space: SearchSpace, dataset: DeviceData, threads: int,
+    storage: RDBStorage, on_clock: Callable[[], None] | None,
+) -> tuple[str, dict[str, Any] | None]:  # fmt: skip
+    """(clock kind, step-clock table) for the study: the stored ones when it exists, else the
+    one asked for, reused from `clock_from` or measured now."""
+    given = load_clock(r.clock_from, storage) if r.clock_from else None
+    if stored is not None:
+        if r.clock is not None and r.clock != stored.clock:
+            raise StudyError(f"study {r.study_name!r} keeps its seconds in the {stored.clock} clock, not the "
+                             f"{r.clock} one; use another --study name")  # fmt: skip
+        if given is not None and given.to_dict() != stored.clock_table:
+            raise StudyError(f"study {r.study_name!r} has its own step clock, not the one in {r.clock_from}; "
+                             "leave out --clock-from to reopen it")  # fmt: skip
+        return stored.clock, stored.clock_table
+    kind = r.clock or "calibrated"
+    if kind == "measured":
+        if given is not None:
+            raise StudyError("--clock-from gives a step clock, which --clock measured does not use")
+        return kind, None
+    batch_sizes, augments = clock_settings(space)
+    if given is None:
+        if on_clock:
+            on_clock()
+        given = calibrate_clock(dataset, batch_sizes, augments, threads=threads)
+    missing = given.covers(batch_sizes, augments)
+    if missing:
+        raise StudyError(f"the step clock in {r.clock_from} has no cost for {', '.join(missing)}, which the space uses")
+    if given.train_size != len(dataset.train_x):
+        raise StudyError(f"the step clock in {r.clock_from} was measured for {given.train_size} training images, "
+                         f"this data has {len(dataset.train_x)}")  # fmt: skip
+    return kind, given.to_dict()
+
+
+def clock_settings(space: SearchSpace) -> tuple[list[int], list[bool]]:
+    """The batch sizes and augmentation settings a space's trials can train with."""
+    values = []
+    for name in ("batch_size", "augment"):
+        param = space.params.get(name)
+        if param is None:
+            values.append([getattr(TrainConfig(), name)])
+        elif isinstance(param, Fixed):
+            values.append([param.value])
+        elif isinstance(param, CategoricalDistribution):
+            values.append(list(param.choices))
+        elif param.high - param.low + 1 <= MAX_CLOCK_BATCH_SIZES:
+            values.append(list(range(int(param.low), int(param.high) + 1)))
+        else:
+            raise StudyError(f"the calibrated clock prices each batch size, and {name} ranges over "
+                             f"{param.high - param.low + 1} values; give choices, or --clock measured")  # fmt: skip
+    return values[0], values[1]
+
+
+MAX_CLOCK_BATCH_SIZES = 16
+
+
+def load_clock(source: str, storage: RDBStorage) -> StepClock:
+    """A step clock from `study:NAME` (a study in this storage), a step-clock JSON file, or an
+    export (which carries its study's clock)."""
+    if source.startswith("study:"):
+        record = stored_record(storage, source[len("study:") :])
+        if record is None or record.clock_table is None:
+            raise StudyError(f"--clock-from {source}: no such study with a calibrated clock in this storage")
+        return StepClock.from_dict(record.clock_table)
+    document = read_document(Path(source))
+    table = document if document.get("format") == CLOCK_FORMAT else document.get("clock")
+    if not isinstance(table, dict):
+        raise StudyError(f"--clock-from {source}: the file holds no step clock")
+    try:
+        return StepClock.from_dict(table)
+    except InputError as exc:
+        raise StudyError(f"--clock-from {source}: {exc}") from None
 
 
 def shared_device_notes(device: torch.device, jobs: int) -> list[str]:

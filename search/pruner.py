@@ -4,10 +4,12 @@ Five rules, checked in this order at every evaluation, each leaving a reason in 
 
 1. diverged: validation accuracy still at chance level after the first epoch (a NaN or
    infinite loss is caught by the training loop itself);
-2. cannot win: the trial has trained longer than the best time-to-target found so far, or
-   will have by its next evaluation (evaluations come at a steady pace, and time to target is
-   measured at evaluations). It can no longer beat it, so the rule applies from the first
-   completed trial;
+2. cannot win: the trial has trained longer than the best time-to-target found so far in the
+   study's clock without reaching the target. Time to target is interpolated between the
+   evaluations that bracket the crossing, so the crossing of a trial still below the target
+   lies after its last evaluation: it can no longer beat the best. (`lookahead` prunes
+   earlier, on the bet that the next evaluation will not cross in time; off by default.)
+   The rule applies from the first completed trial;
 3. underfit: clearly behind its finished peers at equal *training time* (not equal epoch:
    an epoch at batch 32 costs more time than one at batch 2048), once enough peers exist;
 4. plateaued: no real improvement over the last epochs while still below the target;
@@ -42,7 +44,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial
 
-from search.record import CurvePoint, TrialRecord, curve_of
+from search.record import CurvePoint, TrialRecord, curve_of, point_seconds
 from search.trials import FINISHED, best_completed
 
 
@@ -57,7 +59,7 @@ class Decision:
 
 def curve_points(trial: FrozenTrial) -> list[tuple[float, float]]:
     """(training seconds, validation accuracy) at each evaluation of `trial`."""
-    return [(p["train_seconds"], p["val_accuracy"]) for p in curve_of(trial)]
+    return [(point_seconds(p), p["val_accuracy"]) for p in curve_of(trial)]
 
 
 def best_so_far_at(points: Sequence[tuple[float, float]], seconds: float) -> float | None:
@@ -113,7 +115,10 @@ class SaturationSettings:
     chance: float = 0.1
     chance_margin: float = 0.05
     chance_epochs: float = 1.0
-    lookahead: float = 0.9  # rule 2 looks this fraction of the shortest interval between evaluations ahead
+    # Rule 2 may look this fraction of the shortest interval between evaluations ahead. Off: time
+    # to target is interpolated between evaluations, so a trial whose next evaluation comes
+    # after the leader's time can still cross the target before it.
+    lookahead: float = 0.0
     min_peers: int = 3
     min_epochs: float = 1.5
     peer_quantile: float = 0.5

@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from lenet.clock import StepClock
 from lenet.train import RunSummary, TrainConfig
 
 # -- trial attributes --------------------------------------------------------------------------
@@ -28,11 +29,13 @@ THREADS = "threads"  # torch CPU threads (0: not a CPU trial)
 DATA_CHECKSUM = "data_checksum"
 VERSIONS = "versions"  # library versions (search.provenance)
 BASELINE = "baseline"  # True on the trial that trains the study's baseline (search.baseline)
-CURVE = "curve"  # EvalRecord.to_dict() at every evaluation, written as training goes
+CURVE = "curve"  # EvalRecord.to_dict() and CLOCK_SECONDS at every evaluation, written as training goes
+CLOCK_SECONDS = "clock_seconds"  # curve points and trials: training time in the study's clock
 BEST_VAL_ACCURACY = "best_val_accuracy"
 EPOCHS = "epochs"
 TRAIN_SECONDS = "train_seconds"
-SECONDS_TO_TARGET = "seconds_to_target"
+SECONDS_TO_TARGET = "seconds_to_target"  # in the study's clock: the trial's value
+MEASURED_SECONDS_TO_TARGET = "measured_seconds_to_target"  # read off the wall clock
 EPOCHS_TO_TARGET = "epochs_to_target"
 IMAGES_TO_TARGET = "images_to_target"
 CAPPED_AT = "capped_at"  # cannot win: its time to target is at least this (search/capped.py)
@@ -77,8 +80,10 @@ class TrialResult:
 
     best_val_accuracy: float | None = None
     epochs: float = 0.0
-    train_seconds: float = 0.0
-    seconds_to_target: float | None = None
+    train_seconds: float = 0.0  # measured
+    clock_seconds: float | None = None  # the same training in the study's clock (None: stored before it existed)
+    seconds_to_target: float | None = None  # in the study's clock
+    measured_seconds_to_target: float | None = None
     epochs_to_target: float | None = None
     images_to_target: int | None = None
     capped_at: float | None = None
@@ -87,17 +92,31 @@ class TrialResult:
 
     _KEYS = {
         "best_val_accuracy": BEST_VAL_ACCURACY, "epochs": EPOCHS, "train_seconds": TRAIN_SECONDS,
-        "seconds_to_target": SECONDS_TO_TARGET, "epochs_to_target": EPOCHS_TO_TARGET,
+        "clock_seconds": CLOCK_SECONDS, "seconds_to_target": SECONDS_TO_TARGET,
+        "measured_seconds_to_target": MEASURED_SECONDS_TO_TARGET, "epochs_to_target": EPOCHS_TO_TARGET,
         "images_to_target": IMAGES_TO_TARGET, "capped_at": CAPPED_AT, "outcome": OUTCOME, "reason": REASON,
     }  # fmt: skip
 
     @classmethod
-    def of(cls, summary: RunSummary, outcome: str, reason: str, capped_at: float | None = None) -> TrialResult:
+    def of(
+        cls,
+        summary: RunSummary,
+        outcome: str,
+        reason: str,
+        *,
+        clock_seconds: float,
+        seconds_to_target: float | None,
+        capped_at: float | None = None,
+    ) -> TrialResult:
+        """`summary`'s figures (measured), with the trial's training and time to target in the
+        study's clock."""
         return cls(
             best_val_accuracy=summary.best_val_accuracy,
             epochs=summary.epochs,
             train_seconds=summary.train_seconds,
-            seconds_to_target=summary.seconds_to_target,
+            clock_seconds=clock_seconds,
+            seconds_to_target=seconds_to_target,
+            measured_seconds_to_target=summary.seconds_to_target,
             epochs_to_target=summary.epochs_to_target,
             images_to_target=summary.images_to_target,
             capped_at=capped_at,
@@ -172,6 +191,12 @@ class TrialRecord(TrialResult):
         return int(self.curve[-1].get("images", 0)) if self.curve else 0
 
 
+def point_seconds(point: CurvePoint) -> float:
+    """A curve point's training time in the study's clock (measured, for curves stored before
+    the clock existed)."""
+    return point.get(CLOCK_SECONDS, point["train_seconds"])
+
+
 def curve_of(trial: FrozenTrial) -> list[CurvePoint]:
     """Just the learning curve: the pruner reads it for every peer at every evaluation."""
     return trial.user_attrs.get(CURVE) or []
@@ -191,8 +216,13 @@ STUDY_CREATED = "created"
 STUDY_BASELINE = "baseline"  # the baseline trial's parameters (search.baseline)
 STUDY_HARDWARE = "hardware"  # lenet.device.hardware(): device name and count, CUDA and cuDNN versions
 STUDY_JOBS = "jobs"  # worker processes of the run that created it
+STUDY_CLOCK = "clock"  # "calibrated" or "measured": what a trial's seconds are
+STUDY_CLOCK_TABLE = "clock_table"  # lenet.clock.StepClock.to_dict(), for the calibrated clock
 
-OBJECTIVE_TEXT = "training seconds (evaluation excluded) until validation accuracy first reaches the target"
+OBJECTIVE_TEXT = (
+    "training seconds (evaluation excluded) until validation accuracy first reaches the target, in the "
+    "study's clock, interpolated between the two evaluations that bracket the crossing"
+)
 INTERMEDIATE_TEXT = "validation error (1 - accuracy) at the end of each epoch (step = epoch)"
 
 
@@ -211,6 +241,8 @@ class StudyRecord:
     baseline: dict[str, Any] | None = None
     hardware: dict[str, Any] | None = None  # None: a study stored before it was recorded
     jobs: int = 1
+    clock: str = "measured"  # studies stored before the step clock read the wall clock
+    clock_table: dict[str, Any] | None = None
     objective: str = OBJECTIVE_TEXT
     intermediate_values: str = INTERMEDIATE_TEXT
 
@@ -219,13 +251,13 @@ class StudyRecord:
         "device": STUDY_DEVICE, "threads": STUDY_THREADS, "data_checksum": STUDY_DATA_CHECKSUM,
         "seed": STUDY_SEED, "created": STUDY_CREATED, "baseline": STUDY_BASELINE,
         "objective": STUDY_OBJECTIVE, "intermediate_values": STUDY_INTERMEDIATE_VALUES,
-        "hardware": STUDY_HARDWARE, "jobs": STUDY_JOBS,
+        "hardware": STUDY_HARDWARE, "jobs": STUDY_JOBS, "clock": STUDY_CLOCK, "clock_table": STUDY_CLOCK_TABLE,
     }  # fmt: skip
 
     def items(self) -> dict[str, Any]:
         """The study attributes to store (a study without a baseline stores none)."""
         values = {self._KEYS[f.name]: getattr(self, f.name) for f in fields(self)}
-        for key in (STUDY_BASELINE, STUDY_HARDWARE):
+        for key in (STUDY_BASELINE, STUDY_HARDWARE, STUDY_CLOCK_TABLE):
             if values[key] is None:
                 del values[key]
         return values
@@ -249,9 +281,18 @@ class StudyRecord:
             baseline=dict(attrs[STUDY_BASELINE]) if attrs.get(STUDY_BASELINE) else None,
             hardware=dict(attrs[STUDY_HARDWARE]) if attrs.get(STUDY_HARDWARE) else None,
             jobs=attrs.get(STUDY_JOBS, 1),
+            clock=attrs.get(STUDY_CLOCK, "measured"),
+            clock_table=dict(attrs[STUDY_CLOCK_TABLE]) if attrs.get(STUDY_CLOCK_TABLE) else None,
             objective=attrs.get(STUDY_OBJECTIVE, OBJECTIVE_TEXT),
             intermediate_values=attrs.get(STUDY_INTERMEDIATE_VALUES, INTERMEDIATE_TEXT),
         )
+
+
+def step_clock(record: StudyRecord | None) -> StepClock | None:
+    """The study's step clock; None for the measured clock."""
+    if record is None or record.clock != "calibrated" or record.clock_table is None:
+        return None
+    return StepClock.from_dict(record.clock_table)
 
 
 def study_record(study: optuna.Study) -> StudyRecord | None:

@@ -9,14 +9,28 @@ from search.catalog import StudyRow, StudyView
 from search.optimize import StudyOutcome
 from search.prepare import Prepared
 from search.progress import format_params
-from search.record import TrialRecord
+from search.clock_check import agreement_lines
+from search.record import StudyRecord, TrialRecord, step_clock
+
+
+def clock_lines(record: StudyRecord | None) -> list[str]:
+    """The study's clock, and its step costs when it is calibrated."""
+    if record is None:
+        return []
+    clock = step_clock(record)
+    if clock is None:
+        return [f"clock: {record.clock} (seconds read off the wall clock)"]
+    costs = ", ".join(f"{k}: {c.full * 1000:.2f}" + (f"/{c.partial * 1000:.2f}" if c.partial else "")
+                      for k, c in clock.costs.items())  # fmt: skip
+    return [f"clock: calibrated on {clock.device} with {clock.threads} threads, {clock.rounds} rounds; "
+            f"ms per step (full/partial batch) by batch size: {costs}"]  # fmt: skip
 
 
 def study_header(prepared: Prepared) -> str:
     spec, r = prepared.spec, prepared.request
     workers = f"{r.jobs} worker(s) x {spec.threads} threads" if spec.threads else f"{r.jobs} worker(s)"
     return (f"study {r.study_name!r} in {r.storage_url}: target {spec.target:.4f} ({prepared.record.target_source}), "
-            f"{r.n_trials} trials, {workers} on {spec.device}")  # fmt: skip
+            f"{r.n_trials} trials, {workers} on {spec.device}, {prepared.record.clock} clock")  # fmt: skip
 
 
 def optimize_summary(outcome: StudyOutcome) -> list[str]:
@@ -69,6 +83,8 @@ def study_table(view: StudyView) -> list[str]:
     target = view.record.target if view.record else None
     return [
         f"study {view.name!r}: target {target}, {view.n_trials} trials",
+        *clock_lines(view.record),
+        *agreement_lines(view.clock),
         f"{'trial':>5} {'state':<8}{'s to target':>12}{'epochs':>7}{'best val':>9}  parameters | outcome",
         *(_trial_row(t) for t in view.top),
     ]

@@ -12,7 +12,8 @@ from lenet.checkpoint import save_checkpoint
 from lenet.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE, DeviceData, load_dataset
 from lenet.device import resolve_device
 from lenet.errors import InputError
-from lenet.train import EvalRecord, TrainConfig, TrainResult, evaluate, train
+from lenet.clock import StepClock
+from lenet.train import EvalRecord, TrainConfig, TrainResult, crossing, evaluate, train
 from search.configfile import load_config_file
 from search.export import write_json
 from search.provenance import library_versions, now_text, stamp
@@ -36,24 +37,35 @@ class TrainRequest:
     write: bool = True
 
 
+@dataclass(frozen=True)
+class Reported:
+    """What an exported trial reported, to compare a retrain with."""
+
+    seconds_to_target: float | None  # in its study's clock
+    measured_seconds_to_target: float | None
+    clock: StepClock | None  # its study's step clock, to price the retrain's steps in
+
+
 @dataclass
 class RunOutcome:
     result: TrainResult
     metrics: dict[str, Any]
-    reported: float | None = None  # the exported trial's own time to target, to compare with
+    reported: Reported | None = None
     paths: dict[str, Path] | None = None
 
 
-def resolve_config(request: TrainRequest) -> tuple[TrainConfig, float | None, float | None]:
-    """(config, target, the export's reported seconds to target): the --config file's values,
-    overridden by flags."""
+def resolve_config(request: TrainRequest) -> tuple[TrainConfig, float | None, Reported | None]:
+    """(config, target, what the export reported): the --config file's values, overridden by flags."""
     values: dict[str, Any] = {}
     target, reported = request.target, None
     if request.config_file is not None:
         loaded = load_config_file(request.config_file)
         values = loaded.config.to_dict()
         target = target if target is not None else loaded.target
-        reported = (loaded.document.get("metrics") or {}).get("seconds_to_target")
+        metrics = loaded.document.get("metrics") or {}
+        table = loaded.document.get("clock")
+        reported = Reported(metrics.get("seconds_to_target"), metrics.get("measured_seconds_to_target"),
+                            StepClock.from_dict(table) if table else None)  # fmt: skip
     values.update({k: v for k, v in request.overrides.items() if v is not None})
     config = TrainConfig.from_dict(values)
     if request.stop_at_target and target is None:
@@ -76,6 +88,12 @@ def run_training(
     run = train_and_test(config, dataset, target=target, stop_at_target=request.stop_at_target,
                          threads=request.threads, on_eval=on_eval)  # fmt: skip
     run.reported = reported
+    if reported is not None and reported.clock is not None and target is not None:
+        cross = crossing(run.result.history, target)
+        clock, c = reported.clock, config
+        run.metrics["clock_seconds_to_target"] = (
+            cross.interpolate(lambda r: clock.seconds_for(c.batch_size, c.augment, r.step)) if cross else None
+        )
     if request.write or request.out_dir is not None:
         run.paths = write_run(request.out_dir or DEFAULT_RUNS_DIR / stamp(), run, dataset)
     return run
@@ -170,9 +188,25 @@ def summary_lines(run: RunOutcome) -> list[str]:
         else:
             lines.append(f"target {target:.4f}: reached after {m['seconds_to_target']:.1f} s of training "
                          f"(epoch {m['epochs_to_target']:.4g})")  # fmt: skip
-            if run.reported:
-                change = 100 * (m["seconds_to_target"] / run.reported - 1)
-                lines.append(f"  the exported trial reported {run.reported:.1f} s ({change:+.0f} % here)")
+            lines += _comparison(run)
     lines.append(f"test accuracy: {m['test_accuracy']:.4f} (loss {m['test_loss']:.4f})")
     lines += [f"{kind}: {path}" for kind, path in (run.paths or {}).items()]
     return lines
+
+
+def _comparison(run: RunOutcome) -> list[str]:
+    """How the retrain compares with the exported trial: in its study's clock when the export
+    carries one (the same steps cost the same there), else in measured seconds."""
+    r, m = run.reported, run.metrics
+    if r is None:
+        return []
+    clock_s = m.get("clock_seconds_to_target")
+    if clock_s is not None and r.seconds_to_target:
+        change = 100 * (clock_s / r.seconds_to_target - 1)
+        return [f"  in the study's clock: {clock_s:.1f} s; the exported trial reported {r.seconds_to_target:.1f} s "
+                f"({change:+.0f} % here)"]  # fmt: skip
+    measured = r.measured_seconds_to_target or (r.seconds_to_target if r.clock is None else None)
+    if measured:
+        change = 100 * (m["seconds_to_target"] / measured - 1)
+        return [f"  the exported trial reported {measured:.1f} s ({change:+.0f} % here)"]
+    return []

@@ -25,7 +25,7 @@ from lenet.data import load_dataset
 from lenet.device import accelerator_count, set_threads, worker_device
 from search.algorithms import make_pruner, make_sampler
 from search.objective import Objective, SurplusTrial, TrialFailed
-from search.record import StudyRecord, study_record
+from search.record import StudyRecord, step_clock, study_record
 from search.space import SearchSpace
 from search.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, close_storage, make_storage
 from search.trials import FINISHED, finished_count
@@ -107,7 +107,7 @@ def run_trials(spec: RunSpec, study: optuna.Study, on_trial: TrialCallback | Non
     data = load_dataset(spec.data, spec.device, val_size=spec.val_size)  # the resident copy, if loaded already
     record = study_record(study)
     baseline = record is not None and record.baseline is not None
-    objective = Objective(spec.space, spec.target, data, spec.seed, spec.n_trials, threads, baseline)
+    objective = Objective(spec.space, spec.target, data, spec.seed, spec.n_trials, threads, baseline, step_clock(record))
     callbacks = [lambda _study, trial: on_trial(trial)] if on_trial else []
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
     settle_until = None

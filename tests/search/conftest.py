@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from lenet.clock import calibrate_clock
+from lenet.data import load_dataset
 
 from tests.search.cli_helpers import run_cli
 from tests.synthetic import tar_gz, write_python_batches
@@ -22,10 +27,11 @@ max_epochs = 4
 class Tiny:
     archive: Path
     space: Path
+    clock: Path  # a step clock measured once for the session, reused by every study
 
     def optimize_args(self, storage: str, *extra: str) -> list[str]:
         return ["optimize", "--data", str(self.archive), "--val-size", "200", "--space", str(self.space),
-                "--storage", storage, "--target", "0.6", "--quiet", *extra]  # fmt: skip
+                "--storage", storage, "--target", "0.6", "--quiet", "--clock-from", str(self.clock), *extra]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +41,10 @@ def tiny(tmp_path_factory) -> Tiny:
     archive = tar_gz(write_python_batches(root / "src", n_per_class=100, test_per_class=10), root / "tiny.tar.gz")
     space = root / "space.toml"
     space.write_text(SPACE)
-    return Tiny(archive, space)
+    data = load_dataset(archive, "cpu", val_size=200, cache_dir=root / "cache")
+    clock = root / "clock.json"
+    clock.write_text(json.dumps(calibrate_clock(data, [32, 64], rounds=3, block_seconds=0.02).to_dict()))
+    return Tiny(archive, space, clock)
 
 
 @pytest.fixture(scope="module")

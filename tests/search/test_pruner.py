@@ -89,8 +89,14 @@ def test_cannot_win_is_exact_a_faster_trial_survives():
     _finish(study, [(5, 0.50), (10, 0.61)], reached=True)
     at, _ = _decide(study, [(3, 0.52), (6, 0.57), (9, 0.59)])
     assert at is None
-    # By default it looks one evaluation ahead: at 9 s the next evaluation comes at about 12 s.
+    # By default it does not look ahead: time to target is interpolated, so a trial whose next
+    # evaluation comes after the leader's time (12 s against 10 s) may still cross before it.
     study = _study()
+    _finish(study, [(5, 0.50), (10, 0.61)], reached=True)
+    at, _ = _decide(study, [(3, 0.52), (6, 0.57), (9, 0.59)])
+    assert at is None
+    # With a lookahead it bets on the next evaluation: at 9 s the next comes at about 12 s.
+    study = _study(lookahead=0.9)
     _finish(study, [(5, 0.50), (10, 0.61)], reached=True)
     at, decision = _decide(study, [(3, 0.52), (6, 0.57), (9, 0.59)])
     assert at == 3 and "its next comes after trial 0's time to target" in decision.reason

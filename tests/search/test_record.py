@@ -22,12 +22,13 @@ def test_a_trial_reads_back_what_it_wrote():
     write_curve(trial, curve)
     summary = RunSummary(best_val_accuracy=0.61, final_val_accuracy=0.61, epochs=0.5, train_seconds=1.0,
                          wall_seconds=1.2, seconds_to_target=1.0, epochs_to_target=0.5, images_to_target=100)  # fmt: skip
-    TrialResult.of(summary, "reached", "reached 0.61", capped_at=None).write(trial)
-    study.tell(trial, 1.0)
+    TrialResult.of(summary, "reached", "reached 0.61", clock_seconds=0.8, seconds_to_target=0.7).write(trial)
+    study.tell(trial, 0.7)
     r = TrialRecord.of(study.trials[0])
+    assert (r.clock_seconds, r.measured_seconds_to_target) == (0.8, 1.0)
     assert r.config == TrainConfig(lr=0.02, seed=3) and r.seed == 3 and r.target == 0.6 and r.baseline
     assert r.curve == curve and r.images == 100
-    assert (r.value, r.seconds_to_target, r.epochs_to_target, r.images_to_target) == (1.0, 1.0, 0.5, 100)
+    assert (r.value, r.seconds_to_target, r.epochs_to_target, r.images_to_target) == (0.7, 0.7, 0.5, 100)
     assert (r.outcome, r.reason, r.capped_at, r.best_val_accuracy) == ("reached", "reached 0.61", None, 0.61)
     # Every stored key is one of the module's constants.
     keys = {v for k, v in vars(rec).items() if k.isupper() and isinstance(v, str) and not k.startswith("STUDY_")}

@@ -18,7 +18,11 @@ def test_list(finished_study):
 def test_show_lists_top_trials_best_first(finished_study):
     result = run_cli("studies", "show", "lenet5-cifar10", "--storage", finished_study, "--top", "3")
     assert result.code == 0, result.err
-    rows = [line for line in result.out.splitlines()[2:] if line.strip()]
+    lines = result.out.splitlines()
+    assert lines[1].startswith("clock: calibrated on cpu")
+    assert lines[2].startswith("measured / calibrated seconds per batch size: ")
+    header = next(i for i, line in enumerate(lines) if line.startswith("trial state"))
+    rows = [line for line in lines[header + 1 :] if line.strip()]
     assert len(rows) == 3
     study = optuna.load_study(study_name="lenet5-cifar10", storage=finished_study)
     assert rows[0].split()[0] == str(study.best_trial.number)
