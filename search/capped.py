@@ -23,6 +23,7 @@ everything this tool shows come from the real values; only the sampler's view ch
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Container
 from typing import Any
 
@@ -49,6 +50,17 @@ def capped_value(trial: FrozenTrial, near: float = NEAR) -> float | None:
     if cap is None or target is None or best is None:
         return None
     return float(cap) if best >= target - near else None
+
+
+def without_marker(trial: FrozenTrial) -> FrozenTrial:
+    """A pruned trial as TPE should rank it, by how far it got (its last step) and its last
+    validation error there: without the NaN that the objective reports after the last step
+    (so that Optuna stores no value for it)."""
+    if trial.state != TrialState.PRUNED or not any(math.isnan(v) for v in trial.intermediate_values.values()):
+        return trial
+    seen = copy.copy(trial)
+    seen.intermediate_values = {s: v for s, v in trial.intermediate_values.items() if not math.isnan(v)}
+    return seen
 
 
 def as_completed(trial: FrozenTrial, value: float) -> FrozenTrial:
@@ -96,7 +108,7 @@ class CappedView:
         seen = []
         for trial in self._study._get_trials(deepcopy=deepcopy, states=fetch, use_cache=use_cache):
             cap = capped_value(trial, self._near)
-            seen.append(trial if cap is None else as_completed(trial, cap))
+            seen.append(without_marker(trial) if cap is None else as_completed(trial, cap))
         return seen if states is None else [t for t in seen if t.state in states]
 
 

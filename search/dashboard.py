@@ -11,13 +11,15 @@ import optuna
 from optuna.storages import BaseStorage
 
 from search.catalog import top_trials
+from search.importance import accuracy_importances
 from search.record import StudyRecord, TrialResult, study_record
 from search.storage import opened
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-FIGURE_ID = "lenet-search-curves"  # a fixed id: annotating again replaces the figure
+FIGURE_ID = "lenet-search-curves"  # fixed ids: annotating again replaces the figures
+IMPORTANCE_ID = "lenet-search-importances"
 
 
 def save_trial_note(trial: optuna.Trial, result: TrialResult, target: float, device: str) -> None:
@@ -64,8 +66,16 @@ def study_note(study: optuna.Study, record: StudyRecord) -> str:
             f"**Intermediate values**: {record.intermediate_values}.",
             f"Timed on {record.device}{_hardware_text(record)} with {record.threads} torch threads per worker; "
             f"created {record.created}.",
+            f"**Objective value**: training seconds until the target, in the study's {record.clock} clock"
+            + (" (each trial's optimizer steps priced by the step costs measured when the study was created; "
+               "`studies show` lists them)" if record.clock == "calibrated" else "")
+            + ". Only trials that reached the target have a value: a pruned trial has none, so the history "
+            "plot shows no trial that missed the target as faster than the best.",
+            "**Importances**: the built-in panel rests on the completed trials only; the figure "
+            "'Parameter importance for validation accuracy by T s' below rests on every trial that trained "
+            "for T seconds of the study's clock.",
             "Each trial's user attributes hold its outcome and reason (pruning rule), full learning curve "
-            "(`curve`), config, seed, device and library versions.",
+            "(`curve`, with `clock_seconds`), config, seed, device and library versions.",
         ]
     )
 
@@ -87,6 +97,23 @@ def annotate(study: optuna.Study) -> None:
 
     optuna_dashboard.save_note(study, study_note(study, record))
     optuna_dashboard.save_plotly_graph_object(study, curves_figure(study), graph_object_id=FIGURE_ID)
+    figure = importance_figure(study)
+    if figure is not None:
+        optuna_dashboard.save_plotly_graph_object(study, figure, graph_object_id=IMPORTANCE_ID)
+
+
+def importance_figure(study: optuna.Study) -> go.Figure | None:
+    """Parameter importances over every trial that trained long enough (search/importance.py):
+    the dashboard's own panel rests on the completed trials alone."""
+    import plotly.graph_objects as go
+
+    importances = accuracy_importances(study.get_trials(deepcopy=False))
+    if importances is None:
+        return None
+    names = list(importances.values)[::-1]
+    fig = go.Figure(go.Bar(x=[importances.values[n] for n in names], y=names, orientation="h"))
+    fig.update_layout(title=f"Parameter {importances.title}", xaxis_title="importance (fANOVA)")
+    return fig
 
 
 def serve(storage_url: str, host: str, port: int, on_ready: Callable[[], None] | None = None) -> None:

@@ -122,6 +122,10 @@ class Objective:
         ended.write(trial)
         save_trial_note(trial, ended, self.target, str(self.data.device))
         if to_target is None:
+            # No value for a trial that missed the target: Optuna would store its last
+            # intermediate value (a validation error, near 0) as its value, and optuna-dashboard
+            # would plot it far below the winner. A NaN after the last step leaves it none.
+            trial.report(float("nan"), step=int(result.history[-1].epoch) + 1 if result.history else 1)
             raise optuna.TrialPruned(reason)
         return to_target
 

@@ -4,33 +4,19 @@ from __future__ import annotations
 
 import base64
 import html
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
 
 from search.catalog import top_trials
+from search.importance import accuracy_importances
 from search.plots import Curve, plot_bars, plot_curves, plot_history, plot_lr_schedules
 from search.progress import format_params
 from search.provenance import now_text
 from search.record import StudyRecord, TrialRecord, study_record
 from search.storage import opened
 from search.study import load_existing
-
-
-def param_importances(study: optuna.Study) -> dict[str, float] | None:
-    """fANOVA importances for the time to target; None with fewer than 2 completed trials."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    if len(complete) < 2:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return optuna.importance.get_param_importances(study)
-    except (RuntimeError, ValueError):  # e.g. every completed trial has the same parameters
-        return None
 
 
 def report_study(storage_url: str, study_name: str, out_dir: Path, top: int = 5) -> dict[str, Path]:
@@ -55,10 +41,10 @@ def write_report(study: optuna.Study, out_dir: Path, top: int = 5) -> dict[str, 
     }
     outcomes = Counter(TrialRecord.of(t).outcome or t.state.name.lower() for t in trials)
     files["outcomes"] = plot_bars(dict(outcomes.most_common()), out_dir / "outcomes.png", "how trials ended", "trials")
-    importances = param_importances(study)
+    importances = accuracy_importances(trials)
     if importances:
-        files["importances"] = plot_bars(importances, out_dir / "importances.png",
-                                         "parameter importance for the time to target (fANOVA)", "importance")  # fmt: skip
+        files["importances"] = plot_bars(importances.values, out_dir / "importances.png",
+                                         f"parameter {importances.title}, fANOVA", "importance")  # fmt: skip
     files["html"] = out_dir / "index.html"
     files["html"].write_text(_html(study, record, trials, best, outcomes, files))
     return files

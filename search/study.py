@@ -15,7 +15,7 @@ from search.record import StudyRecord
 from search.space import BUDGET
 
 DEFAULT_STUDY = "lenet5-cifar10"
-OBJECTIVE_NAME = "train seconds to target"
+OBJECTIVE_NAME = "training seconds to target (s, study clock)"
 
 
 class StudyError(InputError):

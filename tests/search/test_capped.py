@@ -106,3 +106,18 @@ def test_the_view_offers_only_what_a_sampler_reads():
         view.optimize  # noqa: B018
     with pytest.raises(AttributeError):
         view.tell  # noqa: B018
+
+
+def test_the_view_ranks_pruned_trials_without_the_no_value_marker():
+    from search.capped import without_marker
+
+    study = optuna.create_study()
+    study.add_trial(create_trial(state=TrialState.PRUNED, params={"x": 0.5}, distributions=X,
+                                 intermediate_values={1: 0.6, 2: 0.5, 3: float("nan")}))  # fmt: skip
+    (trial,) = study.trials
+    assert trial.value is None and trial.last_step == 3
+    seen = without_marker(trial)
+    assert seen.intermediate_values == {1: 0.6, 2: 0.5} and seen.last_step == 2
+    assert trial.intermediate_values[3] != trial.intermediate_values[3]  # the stored trial keeps its NaN
+    (viewed,) = CappedView(study).get_trials(states=(TrialState.PRUNED,))
+    assert viewed.intermediate_values == {1: 0.6, 2: 0.5}

@@ -16,7 +16,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.dashboard import FIGURE_ID, curves_figure, study_note
+from search.dashboard import FIGURE_ID, IMPORTANCE_ID, curves_figure, importance_figure, study_note
+from search.importance import accuracy_importances
 from search.record import study_record
 from search.storage import make_storage
 
@@ -64,12 +65,20 @@ def test_http_api_serves_the_study_and_its_trials(server, finished_study):
     (summary,) = [s for s in summaries if s["study_name"] == "lenet5-cifar10"]
     detail = _get_json(f"{server}/api/studies/{summary['study_id']}")
     assert len(detail["trials"]) == 6
-    assert detail["objective_names"] == ["train seconds to target"]
+    assert detail["objective_names"] == ["training seconds to target (s, study clock)"]
     attrs = {a["key"]: a["value"] for a in detail["user_attrs"]}
     assert attrs["target"] == "0.6"
-    # the dashboard command attached the explanatory note and the curves figure
+    # the dashboard command attached the explanatory note and the figures
     assert "**Target** validation accuracy: **0.6**" in detail["note"]["body"]
+    assert "a pruned trial has none" in detail["note"]["body"]
     assert FIGURE_ID in json.dumps(detail)
+    study = optuna.load_study(study_name="lenet5-cifar10", storage=finished_study)
+    assert (IMPORTANCE_ID in json.dumps(detail)) == (accuracy_importances(study.trials) is not None)
+    # No trial that missed the target has a value: none can look faster than the best.
+    for t in detail["trials"]:
+        assert (t["state"] == "Complete") == bool(t.get("values")), t["state"]
+    # The learning curves stay (validation error at each epoch), with the NaN that ends a pruned one.
+    assert any(len(t["intermediate_values"]) >= 2 for t in detail["trials"])
 
 
 def test_chromium_renders_the_study_page(server, tmp_path):
@@ -83,7 +92,7 @@ def test_chromium_renders_the_study_page(server, tmp_path):
            "--virtual-time-budget=15000", "--dump-dom", f"{server}/dashboard/studies/1"]  # fmt: skip
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
     assert "lenet5-cifar10" in dom
-    assert "train seconds to target" in dom
+    assert "training seconds to target (s, study clock)" in dom
 
 
 def test_figure_and_note_describe_the_study(finished_study):
@@ -92,5 +101,7 @@ def test_figure_and_note_describe_the_study(finished_study):
     assert len(fig.data) == 3
     assert all(len(trace.x) == len(trace.y) >= 1 for trace in fig.data)
     assert fig.layout.xaxis.title.text.startswith("training seconds")
+    figure = importance_figure(study)
+    assert (figure is None) == (accuracy_importances(study.trials) is None)
     note = study_note(study, study_record(study))
     assert "train" in note.lower() and "0.6" in note

@@ -1,6 +1,7 @@
 """studies (list, show, delete) and report on a small finished study."""
 
 import optuna
+import pytest
 
 from tests.search.cli_helpers import assert_one_line_error, run_cli
 
@@ -51,3 +52,27 @@ def test_report_writes_html_and_pngs(tmp_path, finished_study):
     assert "Target validation accuracy: <b>0.6</b>" in html
     study = optuna.load_study(study_name="lenet5-cifar10", storage=finished_study)
     assert f"<td>{study.best_trial.number}</td><td>complete</td><td>{study.best_value:.1f}</td>" in html
+
+
+def test_importances_rest_on_more_than_the_completed_trials():
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from search.importance import accuracy_importances
+    from search.record import CURVE
+
+    dist = {"lr": FloatDistribution(0.001, 0.3, log=True), "momentum": FloatDistribution(0.5, 0.98)}
+    trials = []
+    for i in range(12):  # accuracy rises with lr, momentum is noise; trial i stops at 2 + i seconds
+        lr, mom = 0.001 * (1.5 ** i), 0.5 + 0.04 * ((7 * i) % 12)
+        curve = [{"train_seconds": s, "val_accuracy": min(0.7, 0.1 + s * lr * 3), "epoch": s} for s in range(1, 3 + i)]
+        done = i in (10, 11)
+        trials.append(create_trial(state=TrialState.COMPLETE if done else TrialState.PRUNED, value=5.0 if done else None,
+                                   params={"lr": lr, "momentum": mom}, distributions=dist, user_attrs={CURVE: curve}))  # fmt: skip
+    importances = accuracy_importances(trials)
+    # T: half the trials trained this long (median of the last points, 2..13 s); those that
+    # stopped earlier are left out; the two completed ones count.
+    assert importances.seconds == 7.5 and importances.trials == 6
+    assert importances.values["lr"] > importances.values["momentum"]
+    assert sum(importances.values.values()) == pytest.approx(1.0)
+    assert accuracy_importances(trials[:4]) is None  # too few to say anything

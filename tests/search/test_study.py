@@ -47,7 +47,7 @@ def test_new_study_stores_its_record(tmp_path):
     assert record == _record()
     assert record.target == 0.6 and record.device == "cpu" and record.threads == 2
     assert record.space == load_space(None).to_dict()
-    assert study.metric_names == ["train seconds to target"]
+    assert study.metric_names == ["training seconds to target (s, study clock)"]
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     # The sampler is built once, with its wrappers: TPE sees capped near misses; no baseline here.
     assert isinstance(study.sampler, CappedAsCompleted)
