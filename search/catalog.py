@@ -10,6 +10,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from search.clock_check import ClockAgreement, clock_agreement
+from search.confirm import Confirmation, confirmation_of
 from search.record import StudyRecord, TrialRecord, study_record
 from search.storage import opened
 from search.study import load_existing
@@ -35,6 +36,7 @@ class StudyView:
     n_trials: int
     top: list[TrialRecord]
     clock: list[ClockAgreement]  # measured against calibrated seconds, per batch size
+    confirmation: Confirmation | None
 
 
 def list_studies(storage_url: str) -> list[StudyRow]:
@@ -47,7 +49,7 @@ def show_study(storage_url: str, name: str, top: int) -> StudyView:
         study = load_existing(storage, name)
         trials = study.get_trials(deepcopy=False)
         return StudyView(name, study_record(study), len(trials), [TrialRecord.of(t) for t in top_trials(study, top)],
-                         clock_agreement(map(TrialRecord.of, trials)))  # fmt: skip
+                         clock_agreement(map(TrialRecord.of, trials)), confirmation_of(study))  # fmt: skip
 
 
 def count_trials(storage_url: str, name: str) -> int:

@@ -16,6 +16,7 @@ from lenet.data import DEFAULT_VAL_SIZE
 from lenet.errors import InputError
 from lenet.train import EvalRecord, TrainConfig
 from search.algorithms import PRUNERS, SAMPLERS
+from search.confirm import DEFAULT_SEEDS, DEFAULT_TOP
 from search.prepare import CLOCK_KINDS
 from search.space import DEFAULT_EVALS_PER_EPOCH, DEFAULT_MAX_EPOCHS
 from search.storage import DEFAULT_STORAGE
@@ -306,6 +307,11 @@ def bench(
 @click.option("--clock-from", default=None, metavar="FILE|study:NAME",
               help="Reuse a step clock instead of measuring one: an `export` file, a clock JSON, or another "
                    "study in this storage, so that a study can be repeated exactly.")  # fmt: skip
+@click.option("--confirm", "confirm_top", type=click.IntRange(min=0), default=DEFAULT_TOP, show_default=True,
+              help="After the search, race this many best candidates (completed trials and capped near misses) "
+                   "on fresh seeds, the same for each; rank them by median time to target. 0: off.")  # fmt: skip
+@click.option("--confirm-seeds", type=click.IntRange(min=1), default=DEFAULT_SEEDS, show_default=True,
+              help="Fresh seeds per candidate in the confirmation race (the study's seed + 1000, + 1001, ...).")  # fmt: skip
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="A new study's first trial trains `lenet-search train`'s default schedule (where the space "
                    "allows it), so the pruner has a time to beat from the start.")  # fmt: skip
@@ -314,7 +320,7 @@ def bench(
 def optimize(
     trials: int, study_name: str, storage: str, data: str | None, device: str, max_epochs: int | None,
     evals_per_epoch: int | None, target_text: str | None, sampler: str, pruner: str, jobs: int,
-    timeout: float | None, seed: int, clock: str | None, clock_from: str | None,
+    timeout: float | None, seed: int, clock: str | None, clock_from: str | None, confirm_top: int, confirm_seeds: int,
     space_file: Path | None, baseline: bool, val_size: int, quiet: bool,
 ) -> None:  # fmt: skip
     """Search for the schedule that reaches the target validation accuracy in the least
@@ -328,13 +334,13 @@ def optimize(
     from search.optimize import OptimizeRequest
     from search.optimize import optimize as run_optimize
     from search.progress import StudyProgress
-    from search.text import interrupted_message, optimize_summary, study_header
+    from search.text import confirm_run_line, interrupted_message, optimize_summary, study_header
 
     request = OptimizeRequest(
         n_trials=trials, study_name=study_name, storage_url=storage, target_text=target_text, space_file=space_file,
         max_epochs=max_epochs, evals_per_epoch=evals_per_epoch, sampler=sampler, pruner=pruner, seed=seed,
         data=data, device=device, jobs=jobs, timeout=timeout, val_size=val_size, baseline=baseline,
-        clock=clock, clock_from=clock_from,
+        clock=clock, clock_from=clock_from, confirm_top=confirm_top, confirm_seeds=confirm_seeds,
     )  # fmt: skip
     progress: list[StudyProgress] = []
 
@@ -348,6 +354,7 @@ def optimize(
     try:
         outcome = run_optimize(
             request, on_start=on_start, on_trial=lambda t: progress[0].trial_finished(t),
+            on_confirm=None if quiet else lambda run: progress[0].write(confirm_run_line(run)),
             on_calibrate=None if quiet else lambda: click.echo("calibrating the target (training the reference schedule)...", err=True),
             on_clock=None if quiet else lambda: click.echo("measuring the step clock (each batch size, about 15-30 s)...", err=True),
         )  # fmt: skip

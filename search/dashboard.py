@@ -11,6 +11,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from search.catalog import top_trials
+from search.confirm import confirmation_of
 from search.importance import accuracy_importances
 from search.record import StudyRecord, TrialResult, study_record
 from search.storage import opened
@@ -58,8 +59,13 @@ def curves_figure(study: optuna.Study, top: int = 5) -> go.Figure:
 
 
 def study_note(study: optuna.Study, record: StudyRecord) -> str:
+    from search.text import clock_lines, confirmation_lines
+
+    confirmed = confirmation_lines(confirmation_of(study))
     return "\n\n".join(
         [
+            *(["**Confirmed winner**:\n\n" + "\n".join(f"- {line.strip()}" for line in confirmed)] if confirmed else []),
+            "**Clock**: " + " ".join(clock_lines(record)),
             f"## {study.study_name}",
             f"**Objective** (minimised): {record.objective}.",
             f"**Target** validation accuracy: **{record.target}** ({record.target_source}).",

@@ -10,6 +10,7 @@ import optuna
 
 from lenet.atomic import atomic_write
 from lenet.errors import InputError
+from search.confirm import confirmation_of
 from search.provenance import library_versions, now_text
 from search.record import TrialRecord, study_record
 from search.storage import opened
@@ -42,6 +43,9 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
         if TrialRecord.of(match[0]).config is None:
             raise ExportError(f"trial {number} of study {study.study_name!r} never started training")
         return match[0]
+    race = confirmation_of(study)
+    if race is not None and race.done and race.incumbent is not None:
+        return next(t for t in trials if t.number == race.incumbent)  # the confirmed winner
     best = best_completed(trials)
     if best is None:
         if not trials:
@@ -84,6 +88,7 @@ def export_document(study: optuna.Study, trial: optuna.trial.FrozenTrial, storag
         # The study's step clock: a retrain prices its own steps in it, and another study can
         # reuse it (optimize --clock-from this file).
         "clock": record.clock_table if record else None,
+        "confirmation": _confirmed(study, trial.number),
         "provenance": {
             "seed": r.seed,
             "device": r.device,
@@ -96,6 +101,25 @@ def export_document(study: optuna.Study, trial: optuna.trial.FrozenTrial, storag
             "exported": now_text(),
             "exported_with": library_versions(),
         },
+    }
+
+
+def _confirmed(study: optuna.Study, number: int) -> dict[str, Any] | None:
+    """The trial's times on the confirmation's fresh seeds, if it was raced."""
+    race = confirmation_of(study)
+    if race is None or number not in race.candidates or not race.runs_of(number):
+        return None
+    c = race.summary(number)
+    return {
+        "winner": race.incumbent == number and race.done,
+        "seeds": [r.seed for r in c.runs],
+        "seconds": [r.seconds for r in c.runs],
+        "at_least": [r.lower_bound for r in c.runs],
+        "median": c.median,
+        "low": c.low,
+        "high": c.high,
+        "exact": c.exact,
+        "dropped": c.dropped,
     }
 
 

@@ -7,12 +7,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lenet.data import release
-from lenet.device import policy_for
-from search.prepare import OptimizeRequest, Prepared, prepare
+import torch
+
+from lenet.data import load_dataset, release
+from lenet.device import accelerator_count, policy_for, worker_device
+from search.confirm import Confirmation, ConfirmRun, confirm
+from search.prepare import OptimizeRequest, Prepared, prepare, threads_per_worker
 from search.record import TrialRecord
 from search.storage import close_storage
-from search.trials import best_completed, count_states
+from search.trials import best_completed, count_states, finished_count
 from search.workers import Interrupted, TrialCallback, quiet_optuna, run_trials, run_workers
 
 INTERRUPT_CODES = (130, 143)  # a worker ended by SIGINT or SIGTERM
@@ -29,6 +32,8 @@ class StudyOutcome:
     best: TrialRecord | None  # the fastest trial to the target, None if none reached it
     interrupted: int | None = None  # the exit code for the signal that stopped the run (130, 143)
     worker_codes: tuple[int, ...] = ()  # exit codes of worker processes (--jobs > 1)
+    confirmation: Confirmation | None = None  # the race of the best candidates on fresh seeds
+    confirm_seconds: float = 0.0  # wall time of the confirmation (part of wall_seconds)
 
     @property
     def workers_failed(self) -> bool:
@@ -42,6 +47,7 @@ def optimize(
     on_clock: Callable[[], None] | None = None,
     on_start: Callable[[Prepared], None] | None = None,
     on_trial: TrialCallback | None = None,
+    on_confirm: Callable[[ConfirmRun], None] | None = None,
 ) -> StudyOutcome:
     """Run the study to `request.n_trials` finished trials. Input the user can fix raises an
     InputError before anything is written; an interruption is returned, not raised."""
@@ -50,16 +56,16 @@ def optimize(
     try:
         if on_start is not None:
             on_start(prepared)
-        return _run(prepared, on_trial)
+        return _run(prepared, on_trial, on_confirm)
     finally:
         close_storage(prepared.storage)
 
 
-def _run(prepared: Prepared, on_trial: TrialCallback | None) -> StudyOutcome:
+def _run(prepared: Prepared, on_trial: TrialCallback | None, on_confirm: Callable[[ConfirmRun], None] | None) -> StudyOutcome:
     spec, study = prepared.spec, prepared.study
     jobs = prepared.request.jobs
     started = time.monotonic()
-    interrupted, codes = None, ()
+    interrupted, codes, race, confirm_started = None, (), None, None
     try:
         if jobs == 1:
             run_trials(spec, study, on_trial)
@@ -70,6 +76,10 @@ def _run(prepared: Prepared, on_trial: TrialCallback | None) -> StudyOutcome:
             codes = tuple(run_workers(spec, jobs, study, on_trial))
             stopped = [c for c in codes if c in INTERRUPT_CODES]
             interrupted = stopped[0] if stopped else None
+        finished, _ = finished_count(study)
+        if interrupted is None and not any(codes) and finished >= spec.n_trials:
+            confirm_started = time.monotonic()
+            race = _confirm(prepared, finished, on_confirm)
     except Interrupted as exc:
         interrupted = exc.exit_code
     except KeyboardInterrupt:
@@ -83,4 +93,18 @@ def _run(prepared: Prepared, on_trial: TrialCallback | None) -> StudyOutcome:
         best=TrialRecord.of(best) if best else None,
         interrupted=interrupted,
         worker_codes=codes,
+        confirmation=race,
+        confirm_seconds=time.monotonic() - confirm_started if confirm_started else 0.0,
     )
+
+
+def _confirm(prepared: Prepared, finished: int, on_run: Callable[[ConfirmRun], None] | None) -> Confirmation | None:
+    """Race the best candidates on fresh seeds in this process, with all its cores."""
+    r, spec = prepared.request, prepared.spec
+    if r.confirm_top < 1:
+        return None
+    device = spec.device if r.jobs == 1 else worker_device(spec.device, 0, accelerator_count(torch.device(spec.device).type))
+    data = load_dataset(spec.data, device, val_size=spec.val_size)
+    threads = threads_per_worker(1) if torch.device(device).type == "cpu" else None
+    return confirm(prepared.study, data, top=r.confirm_top, n_seeds=r.confirm_seeds, finished=finished,
+                   threads=threads, on_run=on_run)  # fmt: skip

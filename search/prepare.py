@@ -23,6 +23,7 @@ from search.algorithms import make_pruner
 from search.provenance import now_text
 from search.record import StudyRecord
 from search.configfile import read_document
+from search.confirm import DEFAULT_SEEDS, DEFAULT_TOP
 from search.space import Fixed, SearchSpace, load_space
 from search.storage import close_storage, make_storage
 from search.study import DEFAULT_STUDY, StudyError, open_study, stored_record
@@ -52,6 +53,8 @@ class OptimizeRequest:
     baseline: bool = True
     clock: str | None = None  # calibrated | measured; None: the study's, else calibrated
     clock_from: str | None = None  # a step-clock JSON file, an export, or study:NAME in this storage
+    confirm_top: int = DEFAULT_TOP  # candidates raced on fresh seeds after the search (0: none)
+    confirm_seeds: int = DEFAULT_SEEDS
 
 
 @dataclass(frozen=True)

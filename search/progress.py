@@ -76,6 +76,11 @@ class StudyProgress:
             self.bar.update(1)
             self._postfix()
 
+    def write(self, line: str) -> None:
+        """A line above the bar (below it once the bar is closed)."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -218,6 +218,7 @@ STUDY_HARDWARE = "hardware"  # lenet.device.hardware(): device name and count, C
 STUDY_JOBS = "jobs"  # worker processes of the run that created it
 STUDY_CLOCK = "clock"  # "calibrated" or "measured": what a trial's seconds are
 STUDY_CLOCK_TABLE = "clock_table"  # lenet.clock.StepClock.to_dict(), for the calibrated clock
+STUDY_CONFIRMATION = "confirmation"  # search.confirm.Confirmation.to_dict(): the race on fresh seeds
 
 OBJECTIVE_TEXT = (
     "training seconds (evaluation excluded) until validation accuracy first reaches the target, in the "
@@ -243,6 +244,7 @@ class StudyRecord:
     jobs: int = 1
     clock: str = "measured"  # studies stored before the step clock read the wall clock
     clock_table: dict[str, Any] | None = None
+    confirmation: dict[str, Any] | None = None  # written by search.confirm after the search
     objective: str = OBJECTIVE_TEXT
     intermediate_values: str = INTERMEDIATE_TEXT
 
@@ -252,12 +254,13 @@ class StudyRecord:
         "seed": STUDY_SEED, "created": STUDY_CREATED, "baseline": STUDY_BASELINE,
         "objective": STUDY_OBJECTIVE, "intermediate_values": STUDY_INTERMEDIATE_VALUES,
         "hardware": STUDY_HARDWARE, "jobs": STUDY_JOBS, "clock": STUDY_CLOCK, "clock_table": STUDY_CLOCK_TABLE,
+        "confirmation": STUDY_CONFIRMATION,
     }  # fmt: skip
 
     def items(self) -> dict[str, Any]:
         """The study attributes to store (a study without a baseline stores none)."""
         values = {self._KEYS[f.name]: getattr(self, f.name) for f in fields(self)}
-        for key in (STUDY_BASELINE, STUDY_HARDWARE, STUDY_CLOCK_TABLE):
+        for key in (STUDY_BASELINE, STUDY_HARDWARE, STUDY_CLOCK_TABLE, STUDY_CONFIRMATION):
             if values[key] is None:
                 del values[key]
         return values
@@ -283,6 +286,7 @@ class StudyRecord:
             jobs=attrs.get(STUDY_JOBS, 1),
             clock=attrs.get(STUDY_CLOCK, "measured"),
             clock_table=dict(attrs[STUDY_CLOCK_TABLE]) if attrs.get(STUDY_CLOCK_TABLE) else None,
+            confirmation=dict(attrs[STUDY_CONFIRMATION]) if attrs.get(STUDY_CONFIRMATION) else None,
             objective=attrs.get(STUDY_OBJECTIVE, OBJECTIVE_TEXT),
             intermediate_values=attrs.get(STUDY_INTERMEDIATE_VALUES, INTERMEDIATE_TEXT),
         )

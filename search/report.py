@@ -10,6 +10,8 @@ from pathlib import Path
 import optuna
 
 from search.catalog import top_trials
+from search.clock_check import agreement_lines, clock_agreement
+from search.confirm import confirmation_of
 from search.importance import accuracy_importances
 from search.plots import Curve, plot_bars, plot_curves, plot_history, plot_lr_schedules
 from search.progress import format_params
@@ -17,6 +19,7 @@ from search.provenance import now_text
 from search.record import StudyRecord, TrialRecord, study_record
 from search.storage import opened
 from search.study import load_existing
+from search.text import clock_lines, confirmation_lines
 
 
 def report_study(storage_url: str, study_name: str, out_dir: Path, top: int = 5) -> dict[str, Path]:
@@ -68,6 +71,9 @@ def _html(study, record: StudyRecord | None, trials, best, outcomes, files) -> s
     finished = [t for t in trials if t.state.is_finished()]
     spent = sum(TrialRecord.of(t).train_seconds for t in finished)
     rows = "".join(_row(TrialRecord.of(t)) for t in best)
+    confirmed = "".join(f"<li>{html.escape(line.strip())}</li>" for line in confirmation_lines(confirmation_of(study)))
+    clock = "".join(f"<li>{html.escape(line)}</li>" for line in clock_lines(record) + agreement_lines(
+        clock_agreement(map(TrialRecord.of, trials))))  # fmt: skip
     objective = record.objective if record else "training seconds to target"
     sections = [
         ("Optimisation history", "history"),
@@ -89,6 +95,8 @@ Target validation accuracy: <b>{record.target if record else None}</b> ({html.es
 <p>{len(trials)} trials: {html.escape(outcome_text)}. Training time spent on finished trials: {spent:.0f} s
 on {html.escape(str(record.device if record else None))} with {record.threads if record else None} threads per worker.
 Created {html.escape(str(record.created if record else None))}; report written {now_text()}.</p>
+<h2>The clock</h2><ul>{clock}</ul>
+<h2>Confirmation on fresh seeds</h2><ul>{confirmed or "<li>none (optimize --confirm 0, or the search did not finish)</li>"}</ul>
 <h2>Top trials</h2>
 <table><tr><th>trial</th><th>state</th><th>seconds to target</th><th>best val</th><th>epochs</th>
 <th>parameters</th><th>outcome</th></tr>{rows}</table>

@@ -10,7 +10,34 @@ from search.optimize import StudyOutcome
 from search.prepare import Prepared
 from search.progress import format_params
 from search.clock_check import agreement_lines
+from search.confirm import Confirmation, ConfirmRun
 from search.record import StudyRecord, TrialRecord, step_clock
+
+
+def confirm_run_line(run: ConfirmRun) -> str:
+    if run.seconds is not None:
+        what = f"{run.seconds:.1f} s to target (measured {run.measured:.1f} s)"
+    elif run.stopped_at_cap:
+        what = f"stopped at {run.cap:.1f} s, the incumbent's time on this seed"
+    else:
+        what = f"did not reach the target in {run.epochs:.4g} epochs"
+    return f"confirm trial {run.trial:>3} seed {run.seed}: {what}"
+
+
+def confirmation_lines(race: Confirmation | None) -> list[str]:
+    """The race's ranking: per-seed times, median and range, and why others dropped."""
+    if race is None or not race.runs:
+        return []
+    seeds = f"{race.seeds[0]}-{race.seeds[-1]}" if len(race.seeds) > 1 else str(race.seeds[0])
+    state = "" if race.done else " (unfinished: rerun the same command to complete it)"
+    lines = [f"confirmed on fresh seeds {seeds}, {len(race.candidates)} candidates raced{state}:"]
+    for c in race.ranking():
+        head = "winner" if c.trial == race.incumbent else "      "
+        median = f"median {c.median:.1f} s" if c.exact else f"median at least {c.median:.1f} s"
+        spread = f", range {c.low:.1f}-{c.high:.1f} s" if c.exact else ""
+        lines.append(f"  {head} trial {c.trial:>3}: {median}{spread} ({c.times_text()})"
+                     + (f"; dropped: {c.dropped}" if c.dropped and c.trial != race.incumbent else ""))  # fmt: skip
+    return lines
 
 
 def clock_lines(record: StudyRecord | None) -> list[str]:
@@ -39,6 +66,10 @@ def optimize_summary(outcome: StudyOutcome) -> list[str]:
     lines = [f"finished: {c['complete']} reached the target, {c['pruned']} pruned, {c['fail']} failed; "
              f"{outcome.wall_seconds:.0f} s wall"]  # fmt: skip
     best = outcome.best
+    lines += confirmation_lines(outcome.confirmation)
+    if outcome.confirmation is not None:
+        lines.append(f"  confirmation: {outcome.confirm_seconds:.0f} s wall, "
+                     f"{100 * outcome.confirm_seconds / max(outcome.wall_seconds, 1e-9):.0f} % of the run")  # fmt: skip
     if best is None or best.config is None:
         lines.append(f"no trial reached the target {outcome.target:.4f} yet; try more trials, more --max-epochs, "
                      "or a lower --target")  # fmt: skip
@@ -85,6 +116,7 @@ def study_table(view: StudyView) -> list[str]:
         f"study {view.name!r}: target {target}, {view.n_trials} trials",
         *clock_lines(view.record),
         *agreement_lines(view.clock),
+        *confirmation_lines(view.confirmation),
         f"{'trial':>5} {'state':<8}{'s to target':>12}{'epochs':>7}{'best val':>9}  parameters | outcome",
         *(_trial_row(t) for t in view.top),
     ]

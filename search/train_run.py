@@ -44,6 +44,7 @@ class Reported:
     seconds_to_target: float | None  # in its study's clock
     measured_seconds_to_target: float | None
     clock: StepClock | None  # its study's step clock, to price the retrain's steps in
+    confirmation: dict[str, Any] | None = None  # its times on the confirmation's seeds (search.export)
 
 
 @dataclass
@@ -65,7 +66,7 @@ def resolve_config(request: TrainRequest) -> tuple[TrainConfig, float | None, Re
         metrics = loaded.document.get("metrics") or {}
         table = loaded.document.get("clock")
         reported = Reported(metrics.get("seconds_to_target"), metrics.get("measured_seconds_to_target"),
-                            StepClock.from_dict(table) if table else None)  # fmt: skip
+                            StepClock.from_dict(table) if table else None, loaded.document.get("confirmation"))  # fmt: skip
     values.update({k: v for k, v in request.overrides.items() if v is not None})
     config = TrainConfig.from_dict(values)
     if request.stop_at_target and target is None:
@@ -203,8 +204,15 @@ def _comparison(run: RunOutcome) -> list[str]:
     clock_s = m.get("clock_seconds_to_target")
     if clock_s is not None and r.seconds_to_target:
         change = 100 * (clock_s / r.seconds_to_target - 1)
-        return [f"  in the study's clock: {clock_s:.1f} s; the exported trial reported {r.seconds_to_target:.1f} s "
-                f"({change:+.0f} % here)"]  # fmt: skip
+        lines = [f"  in the study's clock: {clock_s:.1f} s; the exported trial reported {r.seconds_to_target:.1f} s "
+                 f"({change:+.0f} % here)"]  # fmt: skip
+        c = r.confirmation
+        if c and c.get("exact"):
+            where = ("within" if c["low"] <= clock_s <= c["high"] else "below" if clock_s < c["low"] else "above")
+            lines.append(f"  confirmed on seeds {', '.join(map(str, c['seeds']))}: median {c['median']:.1f} s, range "
+                         f"{c['low']:.1f}-{c['high']:.1f} s; this retrain is {where} that range "
+                         f"({100 * (clock_s / c['median'] - 1):+.0f} % against the median)")  # fmt: skip
+        return lines
     measured = r.measured_seconds_to_target or (r.seconds_to_target if r.clock is None else None)
     if measured:
         change = 100 * (m["seconds_to_target"] / measured - 1)

@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 from lenet.clock import StepClock
 from lenet.train import crossing
 from search.clock_check import ClockAgreement, agreement_lines
+from search.confirm import confirmation_of
 from search.record import TrialRecord, point_seconds, step_clock, study_record
 from tests.search.cli_helpers import assert_one_line_error, run_cli
 
@@ -37,6 +38,12 @@ def test_a_study_with_the_same_seed_and_clock_is_the_same_study(tmp_path, tiny):
     assert run_cli(*tiny.optimize_args(second, *args)).code == 0
     a, b = _signature(first), _signature(second)
     assert a == b
+    # The confirmation race too: the same runs, stops and winner (measured seconds aside).
+    races = [confirmation_of(_study(s)) for s in (first, second)]
+    assert [(r.trial, r.seed, r.seconds, r.cap, r.stopped_at_cap) for r in races[0].runs] == [
+        (r.trial, r.seed, r.seconds, r.cap, r.stopped_at_cap) for r in races[1].runs
+    ]
+    assert races[0].incumbent == races[1].incumbent and races[0].runs
     assert any(s == TrialState.PRUNED for _, _, s, *_ in a) and any(s == TrialState.COMPLETE for _, _, s, *_ in a)
     # The measured seconds differ from run to run; the values do not.
     measured = [TrialRecord.of(t).train_seconds for t in _study(first).trials]

@@ -1,0 +1,269 @@
+"""Confirming the winner on fresh seeds: the best few candidates raced over common seeds.
+
+Each search trial trains its schedule once, on the study's seed, so the search's best is one
+draw: the default study's winner retrained on six seeds took 4.5 to 6.5 epochs. After the
+search, the best `top` candidates (completed trials by time to target, and near misses the
+cannot-win rule capped, by their cap) are trained again on `seeds` fresh seeds, the same
+seeds for every candidate (common random numbers), and raced as SMAC's intensification and
+irace do:
+
+- the incumbent (the search's best) runs on every seed;
+- a challenger runs seed by seed with a cap, the incumbent's time on that seed: once it has
+  trained that long without reaching the target it cannot beat the incumbent there, and it
+  stops (its time is then only known to be at least the cap);
+- a challenger drops as soon as it cannot win on the median, even if every seed it has still
+  to run were instant;
+- a challenger that ends with a better median becomes the incumbent (its capped seeds are run
+  again to the end first, so that the incumbent's times are exact).
+
+Candidates are ranked by their median time to target in the study's clock. Every finished
+run is stored in the study at once (`StudyRecord`'s confirmation), so an interrupted
+confirmation resumes where it stopped, and `--trials` counts search trials only.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import optuna
+
+from lenet.clock import StepClock
+from lenet.data import DeviceData
+from lenet.train import EvalRecord, TrainConfig, crossing, train
+from search.capped import capped_value
+from search.record import STUDY_CONFIRMATION, TrialRecord, step_clock, study_record
+from search.trials import completed
+
+DEFAULT_TOP = 3
+DEFAULT_SEEDS = 3
+SEED_OFFSET = 1000  # confirmation seeds: study seed + 1000, + 1001, ...: never a search trial's
+
+
+@dataclass(frozen=True)
+class ConfirmRun:
+    trial: int
+    seed: int
+    seconds: float | None  # time to target in the study's clock; None: not reached
+    cap: float | None  # the incumbent's time on this seed, when the run was capped by it
+    stopped_at_cap: bool  # it trained `cap` seconds without reaching the target: its time is more
+    measured: float | None  # measured seconds to target
+    epochs: float
+
+    @property
+    def lower_bound(self) -> float:
+        """What its time to target is at least (inf: never reached within the budget)."""
+        if self.seconds is not None:
+            return self.seconds
+        return self.cap if self.stopped_at_cap and self.cap is not None else math.inf
+
+    @property
+    def exact(self) -> bool:
+        return self.seconds is not None or not self.stopped_at_cap
+
+
+@dataclass
+class Confirmation:
+    """The race's state, as stored in the study."""
+
+    seeds: list[int]
+    candidates: list[int]  # trial numbers in the order they were raced
+    after_trials: int  # finished search trials when the candidates were chosen
+    runs: list[ConfirmRun] = field(default_factory=list)
+    incumbent: int | None = None
+    dropped: dict[int, str] = field(default_factory=dict)
+    done: bool = False
+
+    def run_of(self, trial: int, seed: int) -> ConfirmRun | None:
+        return next((r for r in self.runs if r.trial == trial and r.seed == seed), None)
+
+    def runs_of(self, trial: int) -> list[ConfirmRun]:
+        return [r for r in (self.run_of(trial, s) for s in self.seeds) if r is not None]
+
+    def median(self, trial: int) -> float:
+        """Median time to target over the seeds (a lower bound where runs stopped at a cap)."""
+        values = [r.lower_bound for r in self.runs_of(trial)]
+        return statistics.median(values) if values else math.inf
+
+    def ranking(self) -> list[CandidateSummary]:
+        rows = [self.summary(t) for t in self.candidates if self.runs_of(t)]
+        return sorted(rows, key=lambda r: (r.trial != self.incumbent, r.median))
+
+    def summary(self, trial: int) -> CandidateSummary:
+        runs = self.runs_of(trial)
+        bounds = [r.lower_bound for r in runs]
+        return CandidateSummary(trial, runs, statistics.median(bounds), min(bounds), max(bounds),
+                                all(r.exact for r in runs), self.dropped.get(trial))  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["dropped"] = {str(k): v for k, v in self.dropped.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Confirmation:
+        return cls(
+            seeds=list(d["seeds"]), candidates=list(d["candidates"]), after_trials=d["after_trials"],
+            runs=[ConfirmRun(**r) for r in d.get("runs", [])], incumbent=d.get("incumbent"),
+            dropped={int(k): v for k, v in (d.get("dropped") or {}).items()}, done=bool(d.get("done")),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    trial: int
+    runs: list[ConfirmRun]
+    median: float
+    low: float
+    high: float
+    exact: bool  # every time is exact (none stopped at a cap)
+    dropped: str | None
+
+    def times_text(self) -> str:
+        def one(r: ConfirmRun) -> str:
+            if r.seconds is not None:
+                return f"{r.seconds:.1f}"
+            return f">{r.cap:.1f}" if r.stopped_at_cap and r.cap is not None else "not reached"
+
+        return ", ".join(one(r) for r in self.runs)
+
+
+def confirmation_of(study: optuna.Study) -> Confirmation | None:
+    record = study_record(study)
+    return Confirmation.from_dict(record.confirmation) if record and record.confirmation else None
+
+
+def candidates(study: optuna.Study, top: int) -> list[int]:
+    """The best `top` trials: completed ones by time to target, then capped near misses by
+    their cap (a lower bound on their time), merged in that order of value."""
+    trials = study.get_trials(deepcopy=False)
+    ranked = [(t.value, 0, t.number) for t in completed(trials)]
+    ranked += [(cap, 1, t.number) for t in trials if (cap := capped_value(t)) is not None]
+    return [number for _, _, number in sorted(ranked)[:top]]
+
+
+RunCallback = Callable[[ConfirmRun], None]
+
+
+def confirm(
+    study: optuna.Study,
+    data: DeviceData,
+    *,
+    top: int = DEFAULT_TOP,
+    n_seeds: int = DEFAULT_SEEDS,
+    finished: int,
+    threads: int | None = None,
+    on_run: RunCallback | None = None,
+) -> Confirmation | None:
+    """Race the study's best `top` candidates over `n_seeds` fresh seeds (see the module
+    docstring), resuming a stored race. Returns None when there is no candidate."""
+    record = study_record(study)
+    if record is None or top < 1 or n_seeds < 1:
+        return None
+    chosen = candidates(study, top)
+    if not chosen:
+        return None
+    stored = confirmation_of(study)
+    seeds = [record.seed + SEED_OFFSET + i for i in range(n_seeds)]
+    if stored and stored.candidates == chosen and stored.seeds == seeds:
+        race = stored
+    else:  # new search trials (or other settings) since: race again, keeping the exact runs
+        keep = [r for r in (stored.runs if stored else []) if r.exact and r.trial in chosen and r.seed in seeds]
+        race = Confirmation(seeds, chosen, finished, runs=keep)
+    if race.done:
+        return race
+    racer = _Racer(study, race, data, step_clock(record), record.target, threads, on_run)
+    racer.run()
+    return race
+
+
+class _Racer:
+    def __init__(self, study, race: Confirmation, data, clock: StepClock | None, target: float, threads, on_run):
+        self.study, self.race, self.data, self.clock = study, race, data, clock
+        self.target, self.threads, self.on_run = target, threads, on_run
+        self.configs = {t.number: TrialRecord.of(t).config for t in study.get_trials(deepcopy=False)}
+
+    def run(self) -> None:
+        race = self.race
+        if race.incumbent is None:
+            race.incumbent = race.candidates[0]
+        for seed in race.seeds:
+            self._ensure(race.incumbent, seed, cap=None)
+        for challenger in race.candidates:
+            if challenger == race.incumbent or challenger in race.dropped:
+                continue
+            self._challenge(challenger)
+        race.done = True
+        self._save()
+
+    def _challenge(self, challenger: int) -> None:
+        race = self.race
+        for i, seed in enumerate(race.seeds):
+            cap = race.run_of(race.incumbent, seed).lower_bound
+            self._ensure(challenger, seed, cap=None if math.isinf(cap) else cap)
+            # Optimistic: every seed still to run instant. If even so its median is no better, it drops.
+            bounds = [r.lower_bound for r in race.runs_of(challenger)] + [0.0] * (len(race.seeds) - i - 1)
+            if statistics.median(bounds) >= race.median(race.incumbent):
+                race.dropped[challenger] = (
+                    f"cannot win on the median after {i + 1} of {len(race.seeds)} seeds "
+                    f"(at least {statistics.median(bounds):.1f} s against {race.median(race.incumbent):.1f} s)"
+                )
+                self._save()
+                return
+        # Better on the median: its capped seeds are run to the end, then it takes over.
+        for seed in race.seeds:
+            if not race.run_of(challenger, seed).exact:
+                race.runs = [r for r in race.runs if not (r.trial == challenger and r.seed == seed)]
+                self._ensure(challenger, seed, cap=None)
+        if race.median(challenger) < race.median(race.incumbent):
+            race.dropped[race.incumbent] = f"beaten on the median by trial {challenger}"
+            race.incumbent = challenger
+        else:
+            race.dropped[challenger] = "no better on the median once run to the end"
+        self._save()
+
+    def _ensure(self, trial: int, seed: int, cap: float | None) -> None:
+        """Run `trial` on `seed` unless a run that answers the same question is stored."""
+        done = self.race.run_of(trial, seed)
+        if done is not None and (done.exact or (cap is not None and done.cap is not None and done.cap >= cap)):
+            return
+        if done is not None:
+            self.race.runs.remove(done)
+        run = self._train(trial, seed, cap)
+        self.race.runs.append(run)
+        self._save()
+        if self.on_run is not None:
+            self.on_run(run)
+
+    def _train(self, trial: int, seed: int, cap: float | None) -> ConfirmRun:
+        config: TrainConfig = replace(self.configs[trial], seed=seed)
+        clock = self.clock
+
+        def seconds(r: EvalRecord) -> float:
+            return clock.seconds_for(config.batch_size, config.augment, r.step) if clock else r.train_seconds
+
+        def on_eval(r: EvalRecord) -> str | None:
+            if r.val_accuracy >= self.target:
+                return "reached the target"
+            if cap is not None and seconds(r) >= cap:
+                return "stopped at the incumbent's time"
+            return None
+
+        result = train(config, self.data, on_eval=on_eval, threads=self.threads)
+        cross = crossing(result.history, self.target)
+        last = result.history[-1] if result.history else None
+        return ConfirmRun(
+            trial=trial,
+            seed=seed,
+            seconds=cross.interpolate(seconds) if cross else None,
+            cap=cap,
+            stopped_at_cap=cross is None and cap is not None and last is not None and seconds(last) >= cap,
+            measured=cross.interpolate(lambda r: r.train_seconds) if cross else None,
+            epochs=last.epoch if last else 0.0,
+        )
+
+    def _save(self) -> None:
+        self.study.set_user_attr(STUDY_CONFIRMATION, self.race.to_dict())
