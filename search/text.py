@@ -66,19 +66,19 @@ def optimize_summary(outcome: StudyOutcome) -> list[str]:
     lines = [f"finished: {c['complete']} reached the target, {c['pruned']} pruned, {c['fail']} failed; "
              f"{outcome.wall_seconds:.0f} s wall"]  # fmt: skip
     best = outcome.best
-    lines += confirmation_lines(outcome.confirmation)
-    if outcome.confirmation is not None:
-        lines.append(f"  confirmation: {outcome.confirm_seconds:.0f} s wall, "
-                     f"{100 * outcome.confirm_seconds / max(outcome.wall_seconds, 1e-9):.0f} % of the run")  # fmt: skip
     if best is None or best.config is None:
         lines.append(f"no trial reached the target {outcome.target:.4f} yet; try more trials, more --max-epochs, "
                      "or a lower --target")  # fmt: skip
     else:
         cfg = best.config
-        lines.append(f"best: trial {best.number} reached {outcome.target:.4f} in {best.value:.1f} s of training "
-                     f"(epoch {best.epochs_to_target:.4g}, best val {best.best_val_accuracy:.4f})")  # fmt: skip
+        lines.append(f"best of the search: trial {best.number} reached {outcome.target:.4f} in {best.value:.1f} s of "
+                     f"training (epoch {best.epochs_to_target:.4g}, best val {best.best_val_accuracy:.4f})")  # fmt: skip
         lines.append(f"  schedule: lr {cfg.lr:.4g}, batch {cfg.batch_size}, StepLR every {cfg.step_size} epochs "
                      f"x {cfg.gamma:.3g}, momentum {cfg.momentum:.3g}")  # fmt: skip
+    lines += confirmation_lines(outcome.confirmation)
+    if outcome.confirmation is not None:
+        share = 100 * outcome.confirm_seconds / max(outcome.wall_seconds - outcome.confirm_seconds, 1e-9)
+        lines.append(f"  confirmation: {outcome.confirm_seconds:.0f} s wall, {share:.0f} % of the search's")
     lines += [
         f"stored in {r.storage_url} as study {r.study_name!r}",
         "next:",

@@ -50,7 +50,7 @@ def test_study_runs_to_n_and_records_everything(tmp_path, tiny):
         assert t.value == r.seconds_to_target and r.curve[-1]["val_accuracy"] >= 0.6
         assert r.outcome == "reached" and r.value == t.value
     best = min(complete, key=lambda t: t.value)
-    assert f"best: trial {best.number} reached 0.6000 in {best.value:.1f} s" in result.out
+    assert f"best of the search: trial {best.number} reached 0.6000 in {best.value:.1f} s" in result.out
     assert "lenet-search dashboard" in result.out and "lenet-search export" in result.out
     # Trial 0 is the baseline: train's defaults where the tiny space allows them (its lr and
     # batch sizes exclude 0.05 and 128, so those were drawn).
