@@ -24,7 +24,8 @@ def summarise(study: optuna.Study) -> dict:
     return {
         "trials": len(records),
         "outcomes": Counter(r.outcome or "?" for r in records),
-        "train_seconds": sum(r.train_seconds for r in records),
+        "train_seconds": sum(r.clock_seconds if r.clock_seconds is not None else r.train_seconds for r in records),
+        "measured_seconds": sum(r.train_seconds for r in records),
         "images": sum(r.images for r in records),
         "best": TrialRecord.of(best) if best else None,
     }
@@ -32,7 +33,8 @@ def summarise(study: optuna.Study) -> dict:
 
 def describe(name: str, s: dict) -> None:
     print(f"{name}: {s['trials']} finished trials ({', '.join(f'{k} {v}' for k, v in s['outcomes'].most_common())})")
-    print(f"  training spent: {s['train_seconds']:.0f} s, {s['images'] / 1e6:.1f} M images")
+    print(f"  training spent: {s['train_seconds']:.0f} s in the study's clock ({s['measured_seconds']:.0f} s measured), "
+          f"{s['images'] / 1e6:.1f} M images")  # fmt: skip
     best = s["best"]
     if best is None:
         print("  no trial reached the target")

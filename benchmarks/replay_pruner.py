@@ -9,10 +9,12 @@ the training time the pruner would have saved and which best time to target it w
 kept. The proposals are the unpruned study's: a real pruned study's sampler would propose
 differently, so this ranks pruner settings rather than predicting a study.
 
-Decisions that compare trials at equal training time can hinge on a fraction of a second
-(is a peer's curve long enough to count?), so `--jitter N` replays N times with each trial's
-seconds scaled by a random factor within +-8 % (the spread of epoch times measured on the
-2-core machine) and prints the median and the range, and how often the best was kept.
+In a study kept in the calibrated clock the replay is exact: the pruner sees the very seconds
+it saw (or would have seen) in the study. For a study in measured seconds, decisions that
+compare trials at equal training time can hinge on a fraction of a second, so `--jitter N`
+replays N times with each trial's seconds scaled by a random factor within +-8 % (the spread
+of epoch times measured on the 2-core machine) and prints the median and the range, and how
+often the best was kept.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.pruner import SaturationPruner, SaturationSettings
-from search.record import CONFIG, TrialRecord, study_record, write_curve
+from search.record import CLOCK_SECONDS, CONFIG, TrialRecord, point_seconds, study_record, write_curve
 
 
 def replay(
@@ -41,7 +43,8 @@ def replay(
     records = sorted((r for r in map(TrialRecord.of, source.trials) if r.curve), key=lambda r: r.number)
     for past in records:
         factor = scale() if scale else 1.0
-        curve = [dict(p, train_seconds=p["train_seconds"] * factor) for p in past.curve]
+        curve = [{**p, "train_seconds": p["train_seconds"] * factor, CLOCK_SECONDS: point_seconds(p) * factor}
+                 for p in past.curve]  # fmt: skip
         trial = study.ask()
         trial.set_user_attr(CONFIG, past.config.to_dict() if past.config else None)
         outcome, at = "budget", len(curve)
@@ -54,11 +57,13 @@ def replay(
             if trial.should_prune():
                 outcome, at = pruner.decision_for(trial.number).rule, i
                 break
-        seconds = curve[at - 1]["train_seconds"]
-        spent += seconds
-        total += curve[-1]["train_seconds"]  # what the unpruned trial spent (it ran its whole curve)
+        spent += point_seconds(curve[at - 1])
+        total += point_seconds(curve[-1])  # what the unpruned trial spent (it ran its whole curve)
         outcomes[outcome] += 1
         if outcome == "reached":
+            # The same curve reached the target at the same evaluation as in the source study,
+            # so its time to target is the source's (interpolated, in its clock).
+            seconds = (past.seconds_to_target or point_seconds(curve[at - 1])) * factor
             study.tell(trial, seconds)
             best = seconds if best is None else min(best, seconds)
         else:

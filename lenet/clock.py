@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from lenet.data import DeviceData
-from lenet.device import DevicePolicy, policy_for, set_threads, warm_up
+from lenet.device import DevicePolicy, hardware, policy_for, set_threads, warm_up
 from lenet.errors import InputError
-from lenet.train import EVAL_BATCH, TrainConfig, Stepper
+from lenet.train import Stepper, TrainConfig
 
 CLOCK_FORMAT = "lenet-search/step-clock-v1"
 
@@ -112,14 +112,12 @@ def calibrate_clock(
     budget_seconds: float = 30.0,
 ) -> StepClock:
     """Measure the step clock for every batch size and augmentation setting given."""
-    from lenet.device import hardware
-
     started = time.perf_counter()
     policy = policy or policy_for(data.device)
     threads_used = set_threads(threads) if policy.device.type == "cpu" else 0
     n = len(data.train_x)
     settings = [(b, a) for b in sorted(set(batch_sizes)) for a in sorted(set(augments))]
-    warm_up(policy, [b for b, _ in settings] + [n % b for b, _ in settings], (EVAL_BATCH,), data.num_classes)
+    warm_up(policy, [b for b, _ in settings] + [n % b for b, _ in settings], (), data.num_classes)
     blocks = {(b, a): _Block(data, policy, b, a) for b, a in settings}
     full: dict[tuple[int, bool], list[float]] = {s: [] for s in settings}
     partial: dict[tuple[int, bool], list[float]] = {s: [] for s in settings}

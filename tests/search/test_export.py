@@ -6,12 +6,17 @@ import optuna
 from optuna.trial import TrialState
 
 from lenet.train import TrainConfig
+from search.confirm import confirmation_of
 from search.record import TrialRecord
 from tests.search.cli_helpers import assert_one_line_error, run_cli
 
 
 def _best(storage):
+    """What export writes by default: the confirmed winner (the search's best when none was raced)."""
     study = optuna.load_study(study_name="lenet5-cifar10", storage=storage)
+    race = confirmation_of(study)
+    if race is not None and race.done:
+        return study.trials[race.incumbent]
     return min((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
 
 
