@@ -407,12 +407,10 @@ def export(study_name: str, storage: str, trial_number: int | None, output: Path
       lenet-search train --config studies/best.json --data ../shared/data/cifar10-images.tar.gz --seed 1
     """
     from search.export import export_trial
+    from search.text import export_summary
 
-    exported = export_trial(storage, study_name, trial_number, output)
-    t = exported.seconds_to_target
-    reached = f"{t:.1f} s to target" if t is not None else "did not reach the target"
-    click.echo(f"exported trial {exported.number} of {study_name!r} ({reached}, "
-               f"best val {exported.best_val_accuracy or 0:.4f}) to {output}")
+    exported, confirmed = export_trial(storage, study_name, trial_number, output)
+    click.echo(f"exported trial {exported.number} of {study_name!r} to {output}: {export_summary(exported, confirmed)}")
 
 
 @cli.group(invoke_without_command=True)

@@ -24,14 +24,17 @@ class ExportError(InputError):
     """Nothing exportable: an empty study, no trial at the target, an unknown trial."""
 
 
-def export_trial(storage_url: str, study_name: str, number: int | None, output: Path) -> TrialRecord:
-    """Write the best trial of the study (or trial `number`) to `output`; returns its record."""
+def export_trial(
+    storage_url: str, study_name: str, number: int | None, output: Path
+) -> tuple[TrialRecord, dict[str, Any] | None]:
+    """Write the confirmed winner of the study (else its best trial, or trial `number`) to
+    `output`; returns its record and its confirmation, if it was raced."""
     with opened(storage_url) as storage:
         study = load_existing(storage, study_name)
         trial = pick_trial(study, number)
         document = export_document(study, trial, storage_url)
     write_json(output, document)
-    return TrialRecord.of(trial)
+    return TrialRecord.of(trial), document["confirmation"]
 
 
 def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:

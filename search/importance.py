@@ -41,7 +41,12 @@ def accuracy_importances(trials: Sequence[FrozenTrial]) -> Importances | None:
     if len(finished) < MIN_TRIALS:
         return None
     seconds = statistics.median(curve_points(t)[-1][0] for t in finished)
-    basis = optuna.create_study(direction="maximize")
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        basis = optuna.create_study(direction="maximize")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     for t in finished:
         points = curve_points(t)
         accuracy = best_so_far_at(points, seconds)

@@ -4,6 +4,7 @@ results (the command line only prints them)."""
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 from search.catalog import StudyRow, StudyView
 from search.optimize import StudyOutcome
@@ -12,6 +13,20 @@ from search.progress import format_params
 from search.clock_check import agreement_lines
 from search.confirm import Confirmation, ConfirmRun
 from search.record import StudyRecord, TrialRecord, step_clock
+
+
+def export_summary(trial: TrialRecord, confirmed: dict[str, Any] | None) -> str:
+    """What an exported trial amounts to: its confirmation, and what the search measured."""
+    if trial.seconds_to_target is not None:
+        search = f"in the search {trial.seconds_to_target:.1f} s to target"
+    else:
+        search = f"in the search stopped at {trial.clock_seconds or trial.train_seconds:.1f} s ({trial.outcome}), best val {trial.best_val_accuracy or 0:.4f}"
+    if not confirmed:
+        return search
+    head = "confirmed winner" if confirmed["winner"] else "confirmation"
+    median = f"median {confirmed['median']:.1f} s" if confirmed["exact"] else f"median at least {confirmed['median']:.1f} s"
+    return (f"{head}, {median} (range {confirmed['low']:.1f}-{confirmed['high']:.1f} s) on seeds "
+            f"{', '.join(map(str, confirmed['seeds']))}; {search}")  # fmt: skip
 
 
 def confirm_run_line(run: ConfirmRun) -> str:
@@ -30,7 +45,8 @@ def confirmation_lines(race: Confirmation | None) -> list[str]:
         return []
     seeds = f"{race.seeds[0]}-{race.seeds[-1]}" if len(race.seeds) > 1 else str(race.seeds[0])
     state = "" if race.done else " (unfinished: rerun the same command to complete it)"
-    lines = [f"confirmed on fresh seeds {seeds}, {len(race.candidates)} candidates raced{state}:"]
+    n = len(race.candidates)
+    lines = [f"confirmed on fresh seeds {seeds}, {n} candidate{'' if n == 1 else 's'} raced{state}:"]
     for c in race.ranking():
         head = "winner" if c.trial == race.incumbent else "      "
         median = f"median {c.median:.1f} s" if c.exact else f"median at least {c.median:.1f} s"

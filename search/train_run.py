@@ -202,10 +202,11 @@ def _comparison(run: RunOutcome) -> list[str]:
     if r is None:
         return []
     clock_s = m.get("clock_seconds_to_target")
-    if clock_s is not None and r.seconds_to_target:
-        change = 100 * (clock_s / r.seconds_to_target - 1)
-        lines = [f"  in the study's clock: {clock_s:.1f} s; the exported trial reported {r.seconds_to_target:.1f} s "
-                 f"({change:+.0f} % here)"]  # fmt: skip
+    if clock_s is not None:
+        lines = [f"  in the study's clock: {clock_s:.1f} s"]
+        if r.seconds_to_target:
+            change = 100 * (clock_s / r.seconds_to_target - 1)
+            lines[0] += f"; the exported trial reported {r.seconds_to_target:.1f} s ({change:+.0f} % here)"
         c = r.confirmation
         if c and c.get("exact"):
             where = ("within" if c["low"] <= clock_s <= c["high"] else "below" if clock_s < c["low"] else "above")
