@@ -9,7 +9,7 @@ import gc
 import os
 import platform
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -210,12 +210,3 @@ def set_threads(threads: int | None) -> int:
             raise InputError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
-
-
-@contextlib.contextmanager
-def timed(policy: DevicePolicy) -> Iterator[list[float]]:
-    """Seconds the block's device work took: `with timed(p) as t: ...; t[0]`."""
-    out: list[float] = []
-    start = policy.clock()
-    yield out
-    out.append(policy.clock() - start)

@@ -195,10 +195,6 @@ class TrainResult:
     def best_val_accuracy(self) -> float:
         return max((r.val_accuracy for r in self.history), default=0.0)
 
-    def first_reaching(self, target: float) -> EvalRecord | None:
-        """The first evaluation whose validation accuracy is at least `target`."""
-        return next((r for r in self.history if r.val_accuracy >= target), None)
-
     def summary(self, target: float | None) -> RunSummary:
         """The run's figures; time to target interpolated between the two evaluations that
         bracket the crossing (see `crossing`)."""

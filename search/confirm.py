@@ -71,7 +71,6 @@ class Confirmation:
 
     seeds: list[int]
     candidates: list[int]  # trial numbers in the order they were raced
-    after_trials: int  # finished search trials when the candidates were chosen
     runs: list[ConfirmRun] = field(default_factory=list)
     incumbent: int | None = None
     dropped: dict[int, str] = field(default_factory=dict)
@@ -106,7 +105,7 @@ class Confirmation:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Confirmation:
         return cls(
-            seeds=list(d["seeds"]), candidates=list(d["candidates"]), after_trials=d["after_trials"],
+            seeds=list(d["seeds"]), candidates=list(d["candidates"]),
             runs=[ConfirmRun(**r) for r in d.get("runs", [])], incumbent=d.get("incumbent"),
             dropped={int(k): v for k, v in (d.get("dropped") or {}).items()}, done=bool(d.get("done")),
         )  # fmt: skip
@@ -154,7 +153,6 @@ def confirm(
     *,
     top: int = DEFAULT_TOP,
     n_seeds: int = DEFAULT_SEEDS,
-    finished: int,
     threads: int | None = None,
     on_run: RunCallback | None = None,
 ) -> Confirmation | None:
@@ -172,7 +170,7 @@ def confirm(
         race = stored
     else:  # new search trials (or other settings) since: race again, keeping the exact runs
         keep = [r for r in (stored.runs if stored else []) if r.exact and r.trial in chosen and r.seed in seeds]
-        race = Confirmation(seeds, chosen, finished, runs=keep)
+        race = Confirmation(seeds, chosen, runs=keep)
     if race.done:
         return race
     racer = _Racer(study, race, data, step_clock(record), record.target, threads, on_run)

@@ -79,7 +79,7 @@ def _run(prepared: Prepared, on_trial: TrialCallback | None, on_confirm: Callabl
         finished, _ = finished_count(study)
         if interrupted is None and not any(codes) and finished >= spec.n_trials:
             confirm_started = time.monotonic()
-            race = _confirm(prepared, finished, on_confirm)
+            race = _confirm(prepared, on_confirm)
     except Interrupted as exc:
         interrupted = exc.exit_code
     except KeyboardInterrupt:
@@ -98,7 +98,7 @@ def _run(prepared: Prepared, on_trial: TrialCallback | None, on_confirm: Callabl
     )
 
 
-def _confirm(prepared: Prepared, finished: int, on_run: Callable[[ConfirmRun], None] | None) -> Confirmation | None:
+def _confirm(prepared: Prepared, on_run: Callable[[ConfirmRun], None] | None) -> Confirmation | None:
     """Race the best candidates on fresh seeds in this process, with all its cores."""
     r, spec = prepared.request, prepared.spec
     if r.confirm_top < 1:
@@ -106,5 +106,4 @@ def _confirm(prepared: Prepared, finished: int, on_run: Callable[[ConfirmRun], N
     device = spec.device if r.jobs == 1 else worker_device(spec.device, 0, accelerator_count(torch.device(spec.device).type))
     data = load_dataset(spec.data, device, val_size=spec.val_size)
     threads = threads_per_worker(1) if torch.device(device).type == "cpu" else None
-    return confirm(prepared.study, data, top=r.confirm_top, n_seeds=r.confirm_seeds, finished=finished,
-                   threads=threads, on_run=on_run)  # fmt: skip
+    return confirm(prepared.study, data, top=r.confirm_top, n_seeds=r.confirm_seeds, threads=threads, on_run=on_run)

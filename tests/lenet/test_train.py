@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lenet.train import EvalRecord, TrainConfig, evaluate, train
+from lenet.train import EvalRecord, TrainConfig, crossing, evaluate, train
 
 FAST = dict(batch_size=64, lr=0.01, momentum=0.9, step_size=3, gamma=0.5, max_epochs=4)
 
@@ -71,12 +71,12 @@ def test_augmentation_path_trains(synthetic_data):
     assert result.history[-1].val_accuracy > 0.5
 
 
-def test_first_reaching(synthetic_data):
+def test_the_first_evaluation_at_the_target(synthetic_data):
     result = train(TrainConfig(**FAST), synthetic_data)
-    reached = result.first_reaching(0.5)
+    reached = crossing(result.history, 0.5).after
     assert reached is not None and reached.val_accuracy >= 0.5
     assert all(r.val_accuracy < 0.5 for r in result.history[: result.history.index(reached)])
-    assert result.first_reaching(1.01) is None
+    assert crossing(result.history, 1.01) is None
 
 
 def test_thread_count_is_applied(synthetic_data):

@@ -48,7 +48,7 @@ def test_the_race_runs_the_incumbent_on_every_seed_and_caps_challengers(confirme
 
 
 def test_a_challenger_drops_once_it_cannot_win_on_the_median():
-    race = Confirmation(seeds=[1, 2, 3], candidates=[5, 9], after_trials=10, incumbent=5)
+    race = Confirmation(seeds=[1, 2, 3], candidates=[5, 9], incumbent=5)
     race.runs = [ConfirmRun(5, s, t, None, False, t, 3.0) for s, t in ((1, 10.0), (2, 12.0), (3, 11.0))]
     race.runs += [ConfirmRun(9, 1, None, 10.0, True, None, 2.0), ConfirmRun(9, 2, None, 12.0, True, None, 2.0)]
     assert race.median(5) == 11.0 and race.median(9) == 12.0 - 1.0  # lower bounds 10, 12: median 11
