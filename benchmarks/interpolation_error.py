@@ -24,6 +24,7 @@ from dataclasses import replace
 
 import optuna
 
+from lenet.clock import seconds_of
 from lenet.data import load_dataset
 from lenet.train import crossing, train
 from search.record import TrialRecord, step_clock, study_record
@@ -52,7 +53,7 @@ def main() -> None:
         dense = replace(config, evals_per_epoch=args.dense)
 
         def seconds(r, c=config):
-            return clock.seconds_for(c.batch_size, c.augment, r.step) if clock else r.train_seconds
+            return seconds_of(clock, c, r)
 
         history = train(dense, data, on_eval=lambda r: r.val_accuracy >= target).history
         sparse = history[sparse_every - 1 :: sparse_every]

@@ -26,7 +26,7 @@ import torch
 from lenet.data import DeviceData
 from lenet.device import DevicePolicy, hardware, policy_for, set_threads, warm_up
 from lenet.errors import InputError
-from lenet.train import Stepper, TrainConfig
+from lenet.train import EvalRecord, Stepper, TrainConfig
 
 CLOCK_FORMAT = "lenet-search/step-clock-v1"
 
@@ -98,6 +98,14 @@ class StepClock:
     def covers(self, batch_sizes: Iterable[int], augments: Iterable[bool]) -> list[str]:
         """The keys of these settings that the clock has no cost for."""
         return [key(b, a) for b in batch_sizes for a in augments if key(b, a) not in self.costs]
+
+
+def seconds_of(clock: StepClock | None, config: TrainConfig, record: EvalRecord) -> float:
+    """A run's training time up to `record`: its steps priced by `clock`, or as measured when
+    there is no clock."""
+    if clock is None:
+        return record.train_seconds
+    return clock.seconds_for(config.batch_size, config.augment, record.step)
 
 
 def calibrate_clock(

@@ -154,10 +154,10 @@ class Crossing:
     after: EvalRecord
     fraction: float  # in (0, 1]
 
-    def interpolate(self, measure: Callable[[EvalRecord], float], start: float = 0.0) -> float:
-        """`measure` (seconds, epochs, images, or a clock's seconds) at the crossing; `start` is
-        its value before the first evaluation."""
-        low = measure(self.before) if self.before is not None else start
+    def interpolate(self, measure: Callable[[EvalRecord], float]) -> float:
+        """`measure` (seconds, epochs, images, or a clock's seconds) at the crossing; it is 0
+        before the first evaluation."""
+        low = measure(self.before) if self.before is not None else 0.0
         return low + self.fraction * (measure(self.after) - low)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import optuna
 
-from lenet.clock import StepClock
+from lenet.clock import StepClock, seconds_of
 from lenet.data import DeviceData
 from lenet.train import EvalRecord, TrainConfig, crossing, train
 from search.capped import capped_value
@@ -241,7 +241,7 @@ class _Racer:
         clock = self.clock
 
         def seconds(r: EvalRecord) -> float:
-            return clock.seconds_for(config.batch_size, config.augment, r.step) if clock else r.train_seconds
+            return seconds_of(clock, config, r)
 
         def on_eval(r: EvalRecord) -> str | None:
             if r.val_accuracy >= self.target:

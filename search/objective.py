@@ -15,7 +15,7 @@ import optuna
 
 from lenet.data import DeviceData
 from lenet.device import is_out_of_memory, policy_for
-from lenet.clock import StepClock
+from lenet.clock import StepClock, seconds_of
 from lenet.train import EvalRecord, TrainConfig, crossing, train
 from search.baseline import BASELINE_TRIAL
 from search.dashboard import save_trial_note
@@ -66,9 +66,7 @@ class Objective:
 
         def seconds(record: EvalRecord) -> float:
             """The record's training time in the study's clock."""
-            if self.clock is None:
-                return record.train_seconds
-            return self.clock.seconds_for(config.batch_size, config.augment, record.step)
+            return seconds_of(self.clock, config, record)
 
         def on_eval(record: EvalRecord) -> str | None:
             curve.append({**record.to_dict(), CLOCK_SECONDS: seconds(record)})

@@ -12,7 +12,7 @@ from lenet.checkpoint import save_checkpoint
 from lenet.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE, DeviceData, load_dataset
 from lenet.device import resolve_device
 from lenet.errors import InputError
-from lenet.clock import StepClock
+from lenet.clock import StepClock, seconds_of
 from lenet.train import EvalRecord, TrainConfig, TrainResult, crossing, evaluate, train
 from search.configfile import load_config_file
 from search.export import write_json
@@ -91,9 +91,9 @@ def run_training(
     run.reported = reported
     if reported is not None and reported.clock is not None and target is not None:
         cross = crossing(run.result.history, target)
-        clock, c = reported.clock, config
+        clock = reported.clock
         run.metrics["clock_seconds_to_target"] = (
-            cross.interpolate(lambda r: clock.seconds_for(c.batch_size, c.augment, r.step)) if cross else None
+            cross.interpolate(lambda r: seconds_of(clock, config, r)) if cross else None
         )
     if request.write or request.out_dir is not None:
         run.paths = write_run(request.out_dir or DEFAULT_RUNS_DIR / stamp(), run, dataset)
