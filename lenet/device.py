@@ -18,10 +18,6 @@ from torch import nn
 
 from lenet.errors import InputError
 
-# Compute capability from which a CUDA card has bfloat16 tensor cores (Ampere, 8.0). Older cards
-# (V100 7.0, T4 7.5) emulate bf16 slowly; they train in fp32 (docs/engine.md).
-NATIVE_BF16_CAPABILITY = (8, 0)
-
 
 @dataclass(frozen=True)
 class DevicePolicy:
@@ -65,15 +61,14 @@ class DevicePolicy:
             torch.mps.empty_cache()
 
 
-def policy_for(device: torch.device | str, capability: tuple[int, int] | None = None) -> DevicePolicy:
-    """The policy for `device`. On CUDA, `capability` (default: the card's own) decides bf16."""
+def policy_for(device: torch.device | str) -> DevicePolicy:
+    """The policy for `device`."""
     device = torch.device(device)
     if device.type == "cuda":
-        if capability is None:
-            capability = torch.cuda.get_device_capability(device)
-        native_bf16 = tuple(capability) >= NATIVE_BF16_CAPABILITY
-        return DevicePolicy(device, torch.bfloat16 if native_bf16 else None, torch.float64, device, "cuda",
-                            cudnn_benchmark=True)  # fmt: skip
+        # fp32, no autocast: LeNet-5's step on a card is bound by kernel launches, not arithmetic,
+        # and bf16 autocast only adds cast kernels. Measured on an H100 (benchmarks/step_precision.py,
+        # docs/engine.md): fp32 took 0.81-0.97x the bf16 step's time at batch 32-2048.
+        return DevicePolicy(device, None, torch.float64, device, "cuda", cudnn_benchmark=True)
     if device.type == "mps":
         # No float64 on MPS; its generator support varies by release, so shuffling draws on the CPU.
         return DevicePolicy(device, None, torch.float32, torch.device("cpu"), "mps")

@@ -32,11 +32,9 @@ def test_cpu_policy_trains_in_fp32_with_float64_sums_and_no_sync():
     assert p.memory_format == torch.channels_last
 
 
-@pytest.mark.parametrize("capability,dtype", [((9, 0), torch.bfloat16), ((8, 0), torch.bfloat16),
-                                              ((7, 5), None), ((7, 0), None)])  # fmt: skip
-def test_cuda_policy_uses_bf16_only_where_the_card_has_it_natively(capability, dtype):
-    p = policy_for(torch.device("cuda:1"), capability=capability)
-    assert p.autocast_dtype == dtype  # T4 (7.5) and V100 (7.0) train in fp32
+def test_cuda_policy_trains_in_fp32_synchronises_and_autotunes():
+    p = policy_for(torch.device("cuda:1"))  # no card needed to build it
+    assert p.autocast_dtype is None  # bf16 autocast was slower for LeNet-5 on an H100 (docs/engine.md)
     assert p.sync == "cuda" and p.cudnn_benchmark and p.device == torch.device("cuda:1")
     assert p.generator_device == torch.device("cuda:1") and p.accumulator_dtype == torch.float64
 
