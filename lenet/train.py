@@ -212,7 +212,10 @@ class TrainResult:
         )
 
 
-EVAL_BATCH = 2500
+# Images per evaluation chunk. On 2 CPU cores 1000 evaluated the 5000 validation images 21 %
+# faster than 2500 (0.118 s against 0.150 s, median of 15 interleaved rounds): an evaluation runs
+# every half epoch, about 600 of them in a 100-trial study.
+EVAL_BATCH = 1000
 
 
 @torch.inference_mode()
@@ -226,11 +229,12 @@ def evaluate(
     model.eval()
     loss_sum = torch.zeros((), device=x.device, dtype=policy.accumulator_dtype)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
-    for start in range(0, len(x), batch_size):
-        logits = model(x[start : start + batch_size])
-        yb = y[start : start + batch_size]
-        loss_sum += nn.functional.cross_entropy(logits.float(), yb, reduction="sum").to(policy.accumulator_dtype)
-        correct += (logits.argmax(dim=1) == yb).sum()
+    with torch.inference_mode():  # no autograd graph for a pass that is never differentiated
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start : start + batch_size])
+            yb = y[start : start + batch_size]
+            loss_sum += nn.functional.cross_entropy(logits.float(), yb, reduction="sum").to(policy.accumulator_dtype)
+            correct += (logits.argmax(dim=1) == yb).sum()
     model.train(was_training)
     return loss_sum.item() / len(x), correct.item() / len(x)
 
