@@ -122,6 +122,7 @@ def _confirmed(study: optuna.Study, number: int) -> dict[str, Any] | None:
         "low": c.low,
         "high": c.high,
         "exact": c.exact,
+        "median_exact": c.median_exact,
         "dropped": c.dropped,
     }
 

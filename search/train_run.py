@@ -17,6 +17,7 @@ from lenet.train import EvalRecord, TrainConfig, TrainResult, crossing, evaluate
 from search.configfile import load_config_file
 from search.export import write_json
 from search.provenance import library_versions, now_text, stamp
+from search.text import range_text
 
 DEFAULT_RUNS_DIR = Path("studies") / "runs"
 
@@ -208,10 +209,11 @@ def _comparison(run: RunOutcome) -> list[str]:
             change = 100 * (clock_s / r.seconds_to_target - 1)
             lines[0] += f"; the exported trial reported {r.seconds_to_target:.1f} s ({change:+.0f} % here)"
         c = r.confirmation
-        if c and c.get("exact"):
-            where = ("within" if c["low"] <= clock_s <= c["high"] else "below" if clock_s < c["low"] else "above")
-            lines.append(f"  confirmed on seeds {', '.join(map(str, c['seeds']))}: median {c['median']:.1f} s, range "
-                         f"{c['low']:.1f}-{c['high']:.1f} s; this retrain is {where} that range "
+        if c and c.get("median_exact", c.get("exact")):
+            # The range's top is open when its slowest seed stopped at a cap: nothing is above it then.
+            where = ("below" if clock_s < c["low"] else "above" if clock_s > c["high"] and c["exact"] else "within")
+            lines.append(f"  confirmed on seeds {', '.join(map(str, c['seeds']))}: median {c['median']:.1f} s, "
+                         f"{range_text(c['low'], c['high'], c['exact'])}; this retrain is {where} that range "
                          f"({100 * (clock_s / c['median'] - 1):+.0f} % against the median)")  # fmt: skip
         return lines
     measured = r.measured_seconds_to_target or (r.seconds_to_target if r.clock is None else None)

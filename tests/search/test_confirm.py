@@ -6,7 +6,7 @@ import json
 import optuna
 import pytest
 
-from search.confirm import SEED_OFFSET, Confirmation, ConfirmRun, candidates, confirmation_of
+from search.confirm import SEED_OFFSET, Confirmation, ConfirmRun, _Racer, candidates, confirmation_of
 from search.record import TrialRecord
 from tests.search.cli_helpers import run_cli
 
@@ -57,6 +57,64 @@ def test_a_challenger_drops_once_it_cannot_win_on_the_median():
     assert Confirmation.from_dict(json.loads(json.dumps(race.to_dict()))) == race
 
 
+def test_a_median_is_decided_when_every_capped_run_lies_above_it():
+    race = Confirmation(seeds=[1, 2, 3], candidates=[9])
+    race.runs = [ConfirmRun(9, 1, 8.0, 10.0, False, 8.0, 2.0), ConfirmRun(9, 2, None, 12.0, True, None, 2.0),
+                 ConfirmRun(9, 3, 9.0, 11.0, False, 9.0, 2.0)]  # fmt: skip
+    assert race.median(9) == 9.0 and race.median_decided(9)
+    summary = race.summary(9)
+    assert summary.median_exact and not summary.exact and summary.high == 12.0  # the top is only a lower bound
+    race.runs[0] = ConfirmRun(9, 1, None, 7.0, True, None, 2.0)  # now a capped run sits below the others
+    assert race.median(9) == 9.0 and not race.median_decided(9)  # bounds 7, 12, 9: median at least 9
+
+
+class _ScriptedRacer(_Racer):
+    """The race's rules on scripted times to target (trial -> seed -> seconds), no training."""
+
+    def __init__(self, race: Confirmation, times: dict[int, dict[int, float]]) -> None:
+        study = optuna.create_study()
+        super().__init__(study, race, None, None, 0.6, None, None)
+        self.times, self.trained = times, []
+
+    def _train(self, trial, seed, cap):
+        self.trained.append((trial, seed, cap))
+        t = self.times[trial][seed]
+        if cap is not None and t > cap:  # stopped at the incumbent's time on this seed
+            return ConfirmRun(trial, seed, None, cap, True, None, 1.0)
+        return ConfirmRun(trial, seed, t, cap, False, t, 1.0)
+
+
+INCUMBENT = {1: 10.0, 2: 12.0, 3: 11.0, 4: 13.0}  # median 11.5
+
+
+def test_a_challenger_whose_median_is_decided_takes_over_without_running_its_capped_seeds_again():
+    race = Confirmation(seeds=[1, 2, 3, 4], candidates=[5, 9])
+    racer = _ScriptedRacer(race, {5: INCUMBENT, 9: {1: 8.0, 2: 15.0, 3: 9.0, 4: 9.5}})
+    racer.run()
+    assert race.incumbent == 9 and race.dropped[5] == "beaten on the median by trial 9"
+    assert len(racer.trained) == 8  # four seeds each: seed 2's capped run was not repeated
+    assert race.median(9) == 9.25 and race.summary(9).median_exact and not race.summary(9).exact
+    assert race.summary(9).times_text() == "8.0, >12.0, 9.0, 9.5"
+
+
+def test_a_challenger_whose_median_needs_its_capped_seeds_runs_them_to_the_end():
+    race = Confirmation(seeds=[1, 2, 3, 4], candidates=[5, 9])
+    racer = _ScriptedRacer(race, {5: INCUMBENT, 9: {1: 10.5, 2: 9.0, 3: 11.2, 4: 9.5}})
+    racer.run()
+    # Capped at 10 and 11 on seeds 1 and 3, its median was only "at least 9.75": both run again.
+    assert racer.trained[-2:] == [(9, 1, None), (9, 3, None)]
+    assert race.incumbent == 9 and race.median(9) == 10.0 and race.summary(9).exact
+
+
+def test_a_challenger_that_cannot_win_stops_early():
+    race = Confirmation(seeds=[1, 2, 3], candidates=[5, 9])
+    racer = _ScriptedRacer(race, {5: {1: 11.0, 2: 12.0, 3: 10.0}, 9: {1: 20.0, 2: 20.0, 3: 1.0}})
+    racer.run()
+    assert race.incumbent == 5 and race.dropped[9].startswith("cannot win on the median after 2 of 3 seeds")
+    # Stopped at 11 and 12 against a median of 11: even an instant third seed cannot win.
+    assert [(t, s) for t, s, _ in racer.trained if t == 9] == [(9, 1), (9, 2)]
+
+
 def test_the_race_is_stored_and_a_rerun_resumes_it_without_training(confirmed, tiny, monkeypatch):
     storage, _ = confirmed
     before = confirmation_of(_study(storage))
@@ -66,7 +124,8 @@ def test_the_race_is_stored_and_a_rerun_resumes_it_without_training(confirmed, t
         raise AssertionError("a finished race must not train again")
 
     monkeypatch.setattr(search.confirm, "train", no_training)
-    result = run_cli(*tiny.optimize_args(storage, "--trials", "8", "--max-epochs", "3"))
+    result = run_cli(*tiny.optimize_args(storage, "--trials", "8", "--max-epochs", "3", "--confirm", "3",
+                                         "--confirm-seeds", "3"))  # the same command  # fmt: skip
     assert result.code == 0, result.err
     assert confirmation_of(_study(storage)) == before
 
