@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -117,14 +118,19 @@ def _confirmed(study: optuna.Study, number: int) -> dict[str, Any] | None:
         "winner": race.incumbent == number and race.done,
         "seeds": [r.seed for r in c.runs],
         "seconds": [r.seconds for r in c.runs],
-        "at_least": [r.lower_bound for r in c.runs],
-        "median": c.median,
-        "low": c.low,
-        "high": c.high,
+        # null: never reached the target within the epoch budget (JSON has no infinity)
+        "at_least": [_finite(r.lower_bound) for r in c.runs],
+        "median": _finite(c.median),
+        "low": _finite(c.low),
+        "high": _finite(c.high),
         "exact": c.exact,
         "median_exact": c.median_exact,
         "dropped": c.dropped,
     }
+
+
+def _finite(seconds: float) -> float | None:
+    return seconds if math.isfinite(seconds) else None
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ results (the command line only prints them)."""
 
 from __future__ import annotations
 
+import math
 import signal
 from typing import Any
 
@@ -25,14 +26,23 @@ def export_summary(trial: TrialRecord, confirmed: dict[str, Any] | None) -> str:
         return search
     head = "confirmed winner" if confirmed["winner"] else "confirmation"
     median_exact = confirmed.get("median_exact", confirmed["exact"])  # exports before it had only "exact"
-    median = f"median {confirmed['median']:.1f} s" if median_exact else f"median at least {confirmed['median']:.1f} s"
+    if confirmed["median"] is None:  # most seeds never reached the target
+        median = "median not reached"
+    else:
+        median = f"median {confirmed['median']:.1f} s" if median_exact else f"median at least {confirmed['median']:.1f} s"
     return (f"{head}, {median} ({range_text(confirmed['low'], confirmed['high'], confirmed['exact'])}) on seeds "
             f"{', '.join(map(str, confirmed['seeds']))}; {search}")  # fmt: skip
 
 
-def range_text(low: float, high: float, exact: bool) -> str:
-    """A confirmed range; its top is only a lower bound when the slowest seed stopped at a cap."""
-    return f"range {low:.1f}-{high:.1f} s" if exact else f"range {low:.1f} s to more than {high:.1f} s"
+def range_text(low: float | None, high: float | None, exact: bool) -> str:
+    """A confirmed range; its top is only a lower bound when the slowest seed stopped at a cap.
+    None or infinity: a seed that never reached the target within the epoch budget."""
+    def seconds(x: float | None) -> str:
+        return "not reached" if x is None or math.isinf(x) else f"{x:.1f} s"
+
+    if high is None or math.isinf(high):
+        return f"range {seconds(low)} to not reached"
+    return f"range {low:.1f}-{high:.1f} s" if exact else f"range {seconds(low)} to more than {high:.1f} s"
 
 
 def confirm_run_line(run: ConfirmRun) -> str:
@@ -55,7 +65,10 @@ def confirmation_lines(race: Confirmation | None) -> list[str]:
     lines = [f"confirmed on fresh seeds {seeds}, {n} candidate{'' if n == 1 else 's'} raced{state}:"]
     for c in race.ranking():
         head = "winner" if c.trial == race.incumbent else "      "
-        median = f"median {c.median:.1f} s" if c.median_exact else f"median at least {c.median:.1f} s"
+        if math.isinf(c.median):
+            median = "median not reached"
+        else:
+            median = f"median {c.median:.1f} s" if c.median_exact else f"median at least {c.median:.1f} s"
         spread = f", {range_text(c.low, c.high, c.exact)}" if c.median_exact else ""
         lines.append(f"  {head} trial {c.trial:>3}: {median}{spread} ({c.times_text()})"
                      + (f"; dropped: {c.dropped}" if c.dropped and c.trial != race.incumbent else ""))  # fmt: skip

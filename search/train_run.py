@@ -209,9 +209,11 @@ def _comparison(run: RunOutcome) -> list[str]:
             change = 100 * (clock_s / r.seconds_to_target - 1)
             lines[0] += f"; the exported trial reported {r.seconds_to_target:.1f} s ({change:+.0f} % here)"
         c = r.confirmation
-        if c and c.get("median_exact", c.get("exact")):
-            # The range's top is open when its slowest seed stopped at a cap: nothing is above it then.
-            where = ("below" if clock_s < c["low"] else "above" if clock_s > c["high"] and c["exact"] else "within")
+        if c and c.get("median") is not None and c.get("median_exact", c.get("exact")):
+            # The range's top is open when its slowest seed stopped at a cap or never reached the
+            # target (null): nothing is above it then.
+            closed = c["exact"] and c["high"] is not None
+            where = ("below" if clock_s < c["low"] else "above" if closed and clock_s > c["high"] else "within")
             lines.append(f"  confirmed on seeds {', '.join(map(str, c['seeds']))}: median {c['median']:.1f} s, "
                          f"{range_text(c['low'], c['high'], c['exact'])}; this retrain is {where} that range "
                          f"({100 * (clock_s / c['median'] - 1):+.0f} % against the median)")  # fmt: skip

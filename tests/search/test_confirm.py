@@ -154,3 +154,24 @@ def test_confirm_zero_turns_it_off(tiny, tmp_path):
     assert run_cli(*tiny.optimize_args(storage, "--trials", "3", "--confirm", "0")).code == 0
     assert confirmation_of(_study(storage)) is None
     assert all(TrialRecord.of(t).config.seed == 0 for t in _study(storage).trials)
+
+
+def test_a_seed_that_never_reached_the_target_reads_not_reached_and_exports_as_null(monkeypatch):
+    import search.export
+    from search.text import confirmation_lines, range_text
+
+    race = Confirmation(seeds=[1, 2, 3, 4], candidates=[5, 9], incumbent=5, done=True)
+    race.runs = [ConfirmRun(5, s, t, None, False, t, 3.0) for s, t in ((1, 13.2), (2, 22.8), (3, 17.7), (4, 14.3))]
+    race.runs += [ConfirmRun(9, s, t, None, False, t, 3.0) for s, t in ((1, 22.4), (2, 16.1), (3, 16.1))]
+    race.runs += [ConfirmRun(9, 4, None, None, False, None, 15.0)]  # its epoch budget ran out
+    race.dropped[9] = "no better on the median once run to the end"
+    lines = "\n".join(confirmation_lines(race))
+    assert "trial   9: median 19.2 s, range 16.1 s to not reached (22.4, 16.1, 16.1, not reached)" in lines
+    assert "inf" not in lines
+    assert range_text(None, None, True) == "range not reached to not reached"
+    assert range_text(13.2, 14.4, False) == "range 13.2 s to more than 14.4 s"
+
+    monkeypatch.setattr(search.export, "confirmation_of", lambda study: race)
+    exported = search.export._confirmed(None, 9)
+    json.dumps(exported, allow_nan=False)  # strict JSON: no Infinity
+    assert exported["high"] is None and exported["at_least"][-1] is None and exported["median"] == pytest.approx(19.25)
