@@ -26,12 +26,17 @@ def export_summary(trial: TrialRecord, confirmed: dict[str, Any] | None) -> str:
         return search
     head = "confirmed winner" if confirmed["winner"] else "confirmation"
     median_exact = confirmed.get("median_exact", confirmed["exact"])  # exports before it had only "exact"
-    if confirmed["median"] is None:  # most seeds never reached the target
-        median = "median not reached"
-    else:
-        median = f"median {confirmed['median']:.1f} s" if median_exact else f"median at least {confirmed['median']:.1f} s"
+    median = median_text(confirmed["median"], median_exact)
     return (f"{head}, {median} ({range_text(confirmed['low'], confirmed['high'], confirmed['exact'])}) on seeds "
             f"{', '.join(map(str, confirmed['seeds']))}; {search}")  # fmt: skip
+
+
+def median_text(median: float | None, exact: bool) -> str:
+    """A confirmed median; a lower bound where runs stopped at a cap, None or infinity where most
+    seeds never reached the target."""
+    if median is None or math.isinf(median):
+        return "median not reached"
+    return f"median {median:.1f} s" if exact else f"median at least {median:.1f} s"
 
 
 def range_text(low: float | None, high: float | None, exact: bool) -> str:
@@ -65,10 +70,7 @@ def confirmation_lines(race: Confirmation | None) -> list[str]:
     lines = [f"confirmed on fresh seeds {seeds}, {n} candidate{'' if n == 1 else 's'} raced{state}:"]
     for c in race.ranking():
         head = "winner" if c.trial == race.incumbent else "      "
-        if math.isinf(c.median):
-            median = "median not reached"
-        else:
-            median = f"median {c.median:.1f} s" if c.median_exact else f"median at least {c.median:.1f} s"
+        median = median_text(c.median, c.median_exact)
         spread = f", {range_text(c.low, c.high, c.exact)}" if c.median_exact else ""
         lines.append(f"  {head} trial {c.trial:>3}: {median}{spread} ({c.times_text()})"
                      + (f"; dropped: {c.dropped}" if c.dropped and c.trial != race.incumbent else ""))  # fmt: skip
