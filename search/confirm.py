@@ -228,9 +228,7 @@ class _Racer:
         # Better on the median. Capped seeds are run to the end only when its median needs them.
         if not race.median_decided(challenger):
             for seed in race.seeds:
-                if not race.run_of(challenger, seed).exact:
-                    race.runs = [r for r in race.runs if not (r.trial == challenger and r.seed == seed)]
-                    self._ensure(challenger, seed, cap=None)
+                self._ensure(challenger, seed, cap=None)  # replaces a capped run, keeps an exact one
         if race.median(challenger) < race.median(race.incumbent):
             race.dropped[race.incumbent] = f"beaten on the median by trial {challenger}"
             race.incumbent = challenger
