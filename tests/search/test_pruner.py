@@ -128,10 +128,22 @@ def test_underfit_compares_at_equal_training_time_not_equal_epoch():
     for _ in range(3):
         _finish(study, [(2, 0.35), (4, 0.42), (6, 0.47), (8, 0.50), (10, 0.52)], reached=False)
     # A slow-epoch trial (5 s per epoch): at epoch 2 it has 0.47, more than the peers had at
-    # epoch 2 (0.42) but less than they had after the same 10 s of training (0.52).
-    at, decision = _decide(study, [(5, 0.40), (10, 0.47)])
+    # epoch 2 (0.42) but less than they had after the same 10 s of training (0.52). After its
+    # first epoch (5 s) it is level with them (0.42 by 5 s).
+    at, decision = _decide(study, [(5, 0.42), (10, 0.47)])
     assert at == 2 and decision.rule == "underfit"
     assert "3 peers had 0.520" in decision.reason
+
+
+def test_underfit_is_judged_from_the_first_epochs_end_by_default():
+    # Two evaluations an epoch (2 s each): behind its peers at equal time from the start, it is
+    # left alone at half an epoch and judged at the end of the first.
+    study = _study()
+    for _ in range(3):
+        _finish(study, [(1, 0.35), (2, 0.42), (3, 0.47)], reached=False)
+    at, decision = _decide(study, [(1, 0.25), (2, 0.30), (3, 0.33)], seconds_per_epoch=2)
+    assert at == 2 and decision.rule == "underfit"
+    assert "after 2.0 s of training, 3 peers had 0.420" in decision.reason
 
 
 def test_underfit_needs_enough_peers():
