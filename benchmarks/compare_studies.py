@@ -3,7 +3,10 @@
     python benchmarks/compare_studies.py --storage sqlite:///studies/compare.db pruned-30 unpruned-30
 
 Prints, per study: trials by outcome, total training seconds and images spent, the best time
-to target and its schedule; then the training time the first study saved against the second.
+to target and its schedule, and the confirmed winner where the study raced its candidates; then
+the training time the first study saved against the second, and both bests compared. A single
+best is one seed's draw; two confirmed winners, raced on the same fresh seeds (the same study
+seed gives the same confirmation seeds), compare the schedules themselves.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections import Counter
 
 import optuna
 
+from search.confirm import CandidateSummary, confirmation_of
 from search.record import TrialRecord
 from search.trials import FINISHED, best_completed
 
@@ -28,7 +32,15 @@ def summarise(study: optuna.Study) -> dict:
         "measured_seconds": sum(r.train_seconds for r in records),
         "images": sum(r.images for r in records),
         "best": TrialRecord.of(best) if best else None,
+        "confirmed": _confirmed_winner(study),
     }
+
+
+def _confirmed_winner(study: optuna.Study) -> tuple[CandidateSummary, list[int]] | None:
+    race = confirmation_of(study)
+    if race is None or not race.done or race.incumbent is None:
+        return None
+    return race.summary(race.incumbent), race.seeds
 
 
 def describe(name: str, s: dict) -> None:
@@ -44,6 +56,10 @@ def describe(name: str, s: dict) -> None:
           f"{best.images_to_target / 1e6:.2f} M images)")  # fmt: skip
     print(f"        lr {c.lr:.4g}, batch {c.batch_size}, StepLR {c.step_size} x {c.gamma:.3g}, "
           f"momentum {c.momentum:.3g}")  # fmt: skip
+    if s["confirmed"] is not None:
+        winner, seeds = s["confirmed"]
+        print(f"  confirmed winner on seeds {seeds[0]}-{seeds[-1]}: trial {winner.trial}, median "
+              f"{'' if winner.median_exact else 'at least '}{winner.median:.1f} s ({winner.times_text()})")  # fmt: skip
 
 
 def main() -> None:
@@ -63,6 +79,11 @@ def main() -> None:
     if a["best"] and b["best"]:
         print(f"best time to target: {a['best'].value:.1f} s against {b['best'].value:.1f} s "
               f"({100 * (a['best'].value / b['best'].value - 1):+.0f} %)")  # fmt: skip
+    if a["confirmed"] and b["confirmed"]:
+        (wa, seeds_a), (wb, seeds_b) = a["confirmed"], b["confirmed"]
+        same = "the same seeds" if seeds_a == seeds_b else "different seeds"
+        print(f"confirmed medians ({same}): {wa.median:.1f} s against {wb.median:.1f} s "
+              f"({100 * (wa.median / wb.median - 1):+.0f} %)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -97,13 +97,44 @@ def test_a_challenger_whose_median_is_decided_takes_over_without_running_its_cap
     assert race.summary(9).times_text() == "8.0, >12.0, 9.0, 9.5"
 
 
-def test_a_challenger_whose_median_needs_its_capped_seeds_runs_them_to_the_end():
+def test_a_challenger_runs_its_capped_seeds_again_only_until_its_median_is_decided():
     race = Confirmation(seeds=[1, 2, 3, 4], candidates=[5, 9])
     racer = _ScriptedRacer(race, {5: INCUMBENT, 9: {1: 10.5, 2: 9.0, 3: 11.2, 4: 9.5}})
     racer.run()
-    # Capped at 10 and 11 on seeds 1 and 3, its median was only "at least 9.75": both run again.
-    assert racer.trained[-2:] == [(9, 1, None), (9, 3, None)]
-    assert race.incumbent == 9 and race.median(9) == 10.0 and race.summary(9).exact
+    # Capped at 10 and 11 on seeds 1 and 3, its median was only "at least 9.75". Seed 1, the
+    # lower bound, runs again, capped at 2 x 11.5 - 9.0 = 14: its 10.5 puts the median at 10.0
+    # even if seed 3 never reached the target, so seed 3 is not run again.
+    assert racer.trained[-1] == (9, 1, 14.0) and (9, 3, None) not in racer.trained
+    assert race.incumbent == 9 and race.median(9) == 10.0 and race.summary(9).median_exact
+    assert race.summary(9).times_text() == "10.5, 9.0, >11.0, 9.5"
+
+
+def test_a_rerun_stops_where_its_time_no_longer_matters():
+    # Seed 1 never reaches the target: run again to the end it would train the whole budget.
+    race = Confirmation(seeds=[1, 2, 3, 4], candidates=[5, 9])
+    racer = _ScriptedRacer(race, {5: INCUMBENT, 9: {1: 100.0, 2: 9.0, 3: 11.5, 4: 9.5}})
+    racer.run()
+    assert racer.trained[-2:] == [(9, 1, 14.0), (9, 3, 14.0)]  # capped at 14 s, not run to 100 s
+    assert race.incumbent == 9 and race.median(9) == 10.5  # 9.0, 9.5, 11.5 and more than 14
+    assert race.summary(9).median_exact and race.summary(9).times_text() == ">14.0, 9.0, 11.5, 9.5"
+
+
+def test_a_challenger_whose_reruns_stop_at_their_bound_drops():
+    race = Confirmation(seeds=[1, 2, 3, 4], candidates=[5, 9])
+    racer = _ScriptedRacer(race, {5: INCUMBENT, 9: {1: 100.0, 2: 9.0, 3: 100.0, 4: 9.5}})
+    racer.run()
+    assert racer.trained[-2:] == [(9, 1, 14.0), (9, 3, 14.0)]
+    assert race.incumbent == 5  # 9.0, 9.5, and two of more than 14 s: at least 11.75 against 11.5
+    assert race.dropped[9] == "no better on the median once its capped seeds ran again (at least 11.8 s against 11.5 s)"
+
+
+def test_an_odd_number_of_seeds_caps_a_rerun_at_the_incumbents_median():
+    race = Confirmation(seeds=[1, 2, 3], candidates=[5, 9])
+    racer = _ScriptedRacer(race, {5: {1: 10.0, 2: 12.0, 3: 11.0}, 9: {1: 30.0, 2: 9.0, 3: 11.5}})
+    racer.run()
+    # Bounds 10 (capped), 9.0, 11 (capped): median at least 10 against 11; seed 1 runs again to 11 s.
+    assert racer.trained[3:] == [(9, 1, 10.0), (9, 2, 12.0), (9, 3, 11.0), (9, 1, 11.0)]
+    assert race.incumbent == 5 and race.median(9) == 11.0
 
 
 def test_a_challenger_that_cannot_win_stops_early():
