@@ -269,7 +269,10 @@ class _Racer:
             race.dropped[race.incumbent] = f"beaten on the median by trial {challenger}"
             race.incumbent = challenger
         else:
-            race.dropped[challenger] = f"no better on the median once its capped seeds ran again (at least {race.median(challenger):.1f} s against {target:.1f} s)"
+            race.dropped[challenger] = (
+                f"no better on the median once its capped seeds ran again "
+                f"(at least {race.median(challenger):.1f} s against {target:.1f} s)"
+            )
         self._save()
 
     def _ensure(self, trial: int, seed: int, cap: float | None) -> None:
