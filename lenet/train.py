@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -113,7 +113,7 @@ class EvalRecord:
     step: int  # optimizer steps so far
     images: int  # training images seen so far
     train_seconds: float  # training time so far, evaluation excluded
-    wall_seconds: float  # time since training started, evaluation included
+    wall_seconds: float  # training and evaluation so far (not the caller's work between evaluations)
     lr: float  # learning rate in force for the steps just taken
     train_loss: float  # mean over the steps since the previous evaluation
     train_accuracy: float
@@ -292,6 +292,101 @@ class Stepper:
         return loss, accuracy
 
 
+class TrainingRun:
+    """One training run, advanced evaluation by evaluation: `advance()` trains to the next
+    validation evaluation and returns its record. A caller may stop pulling and come back later
+    (the confirmation race leaves a run capped at a rival's time suspended, and continues it only
+    if the ranking needs its real time): the run goes on exactly as if it had never paused, and
+    neither the training clock nor the wall clock counts the pause. `train()` drives one to the
+    end or to its callback's stop."""
+
+    def __init__(
+        self, config: TrainConfig, data: DeviceData, *, threads: int | None = None, policy: DevicePolicy | None = None
+    ) -> None:
+        self.config, self.data = config, data
+        self.policy = policy or policy_for(data.device)
+        self.threads = set_threads(threads) if data.device.type == "cpu" else 0
+        # Every shape this run uses, warmed up before its clock starts: a full and a partial
+        # batch, and the evaluation's full and partial chunks.
+        n = len(data.train_x)
+        warm_up(self.policy, (config.batch_size, n % config.batch_size),
+                (EVAL_BATCH, len(data.val_x) % EVAL_BATCH), data.num_classes)  # fmt: skip
+        self.stepper = Stepper(config, data, self.policy)
+        self.history: list[EvalRecord] = []
+        self.outcome: Outcome = "completed"
+        self.reason = f"trained all {config.max_epochs} epochs"
+        self._records = self._run()
+
+    def advance(self) -> EvalRecord | None:
+        """Train to the next evaluation and return its record (also appended to `history`);
+        None once the run has ended: its budget spent, or its loss no longer finite."""
+        if self.outcome != "completed":
+            return None
+        return next(self._records, None)
+
+    def stop(self, reason: str) -> None:
+        """End the run early; `reason` says why."""
+        self.outcome, self.reason = "stopped", reason
+
+    def result(self) -> TrainResult:
+        return TrainResult(config=self.config, history=self.history, outcome=self.outcome, reason=self.reason,
+                           model=self.stepper.model, device=str(self.data.device), threads=self.threads)  # fmt: skip
+
+    def _run(self) -> Iterator[EvalRecord]:
+        config, data, policy, stepper = self.config, self.data, self.policy, self.stepper
+        model, optimizer = stepper.model, stepper.optimizer
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+        generator = policy.generator(config.seed)
+        n, device = len(data.train_x), data.device
+        steps_per_epoch = math.ceil(n / config.batch_size)
+        # Evaluation points within an epoch, in steps, spread evenly; the last is the epoch's end.
+        per_epoch = config.evals_per_epoch
+        eval_steps = {math.ceil(steps_per_epoch * (k + 1) / per_epoch) for k in range(per_epoch)}
+        train_seconds = wall_seconds = 0.0
+        step = images = 0
+        model.train()
+        wall_tick = policy.clock()
+        for epoch in range(config.max_epochs):
+            tick = policy.clock()
+            perm = torch.randperm(n, device=policy.generator_device, generator=generator).to(device)
+            lr_now = optimizer.param_groups[0]["lr"]
+            for i in range(steps_per_epoch):
+                idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
+                stepper(idx, generator)
+                step += 1
+                images += len(idx)
+                if i + 1 not in eval_steps:
+                    continue
+                train_seconds += policy.clock() - tick
+                train_loss, train_acc = stepper.take_averages()
+                diverged = not math.isfinite(train_loss)
+                if diverged:
+                    self.outcome = "diverged"
+                    self.reason = f"training loss became {train_loss} in epoch {epoch + 1}"
+                    val_loss, val_acc = float("nan"), 0.0
+                else:
+                    val_loss, val_acc = evaluate(model, data.val_x, data.val_y, policy=policy)
+                wall_seconds += policy.clock() - wall_tick
+                record = EvalRecord(
+                    epoch=epoch + (i + 1) / steps_per_epoch,
+                    step=step,
+                    images=images,
+                    train_seconds=train_seconds,
+                    wall_seconds=wall_seconds,
+                    lr=lr_now,
+                    train_loss=train_loss,
+                    train_accuracy=train_acc,
+                    val_loss=val_loss,
+                    val_accuracy=val_acc,
+                )
+                self.history.append(record)
+                if diverged:
+                    return
+                yield record  # the caller may pause here: neither clock runs until it resumes
+                wall_tick = tick = policy.clock()
+            scheduler.step()
+
+
 def train(
     config: TrainConfig,
     data: DeviceData,
@@ -306,83 +401,9 @@ def train(
     stops training (a string is kept as the reason). A NaN or infinite training loss ends
     training with outcome "diverged" instead of raising.
     """
-    device = data.device
-    policy = policy or policy_for(device)
-    threads_used = set_threads(threads) if device.type == "cpu" else 0
-    n = len(data.train_x)
-    # Every shape this run uses, warmed up before its clock starts: a full and a partial
-    # batch, and the evaluation's full and partial chunks.
-    warm_up(policy, (config.batch_size, n % config.batch_size), (EVAL_BATCH, len(data.val_x) % EVAL_BATCH),
-            data.num_classes)  # fmt: skip
-    stepper = Stepper(config, data, policy)
-    model, optimizer = stepper.model, stepper.optimizer
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
-    generator = policy.generator(config.seed)
-
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    # Evaluation points within an epoch, in steps, spread evenly; the last is the epoch's end.
-    eval_steps = {math.ceil(steps_per_epoch * (k + 1) / config.evals_per_epoch) for k in range(config.evals_per_epoch)}
-
-    history: list[EvalRecord] = []
-    outcome: Outcome = "completed"
-    reason = f"trained all {config.max_epochs} epochs"
-    train_seconds = 0.0
-    step = images = 0
-    wall_start = policy.clock()
-    model.train()
-
-    for epoch in range(config.max_epochs):
-        tick = policy.clock()
-        perm = torch.randperm(n, device=policy.generator_device, generator=generator).to(device)
-        lr_now = optimizer.param_groups[0]["lr"]
-        stop = False
-        for i in range(steps_per_epoch):
-            idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
-            stepper(idx, generator)
-            step += 1
-            images += len(idx)
-
-            if i + 1 in eval_steps:
-                train_seconds += policy.clock() - tick
-                train_loss, train_acc = stepper.take_averages()
-                if not math.isfinite(train_loss):
-                    outcome, reason = "diverged", f"training loss became {train_loss} in epoch {epoch + 1}"
-                    val_loss, val_acc = float("nan"), 0.0
-                else:
-                    val_loss, val_acc = evaluate(model, data.val_x, data.val_y, policy=policy)
-                record = EvalRecord(
-                    epoch=epoch + (i + 1) / steps_per_epoch,
-                    step=step,
-                    images=images,
-                    train_seconds=train_seconds,
-                    wall_seconds=policy.clock() - wall_start,
-                    lr=lr_now,
-                    train_loss=train_loss,
-                    train_accuracy=train_acc,
-                    val_loss=val_loss,
-                    val_accuracy=val_acc,
-                )
-                history.append(record)
-                if outcome == "diverged":
-                    stop = True
-                    break
-                verdict = on_eval(record) if on_eval is not None else None
-                if verdict:
-                    outcome = "stopped"
-                    reason = verdict if isinstance(verdict, str) else f"stopped by callback after epoch {record.epoch:g}"
-                    stop = True
-                    break
-                tick = policy.clock()
-        if stop:
-            break
-        scheduler.step()
-
-    return TrainResult(
-        config=config,
-        history=history,
-        outcome=outcome,
-        reason=reason,
-        model=model,
-        device=str(device),
-        threads=threads_used,
-    )
+    run = TrainingRun(config, data, threads=threads, policy=policy)
+    while (record := run.advance()) is not None:
+        verdict = on_eval(record) if on_eval is not None else None
+        if verdict:
+            run.stop(verdict if isinstance(verdict, str) else f"stopped by callback after epoch {record.epoch:g}")
+    return run.result()

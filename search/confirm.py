@@ -17,12 +17,16 @@ irace do:
   far as the ranking needs, lowest bound first, and stops as soon as it is decided: once its
   median is better even with every capped seed never reaching the target, it becomes the
   incumbent; once it is no better even with every capped seed reaching it at its bound, it
-  drops. A rerun is itself capped where its time stops mattering: with the incumbent's median
-  M, at M for an odd number of seeds, and at 2M - m for an even one (m the smallest of the
-  challenger's other times: a middle value of 2M - m or more puts the median at M or more).
-  On the 100-trial default study of 2026-11-25 an uncapped rerun trained 15 epochs without
-  reaching the target, a quarter of the confirmation's wall. Capped runs that no ranking
-  needed leave the range open at the top ("more than").
+  drops. Each such rerun is capped where its time stops mattering: with the incumbent's
+  median M, at M for an odd number of seeds, and at 2M - m for an even one (m the smallest of
+  the challenger's other times: a middle value of 2M - m or more puts the median at M or
+  more);
+- a new incumbent's capped seeds then run on until its median is exact (it is what the race
+  reports and what the next challenger must beat), each only until it lies above the middle.
+
+A rerun continues the capped run where it stopped (it was left suspended), so no step is
+trained twice. Capped runs that neither the ranking nor the median needed leave the range
+open at the top ("more than").
 
 Candidates are ranked by their median time to target in the study's clock. Every finished
 run is stored in the study at once (`StudyRecord`'s confirmation), so an interrupted
@@ -41,7 +45,7 @@ import optuna
 
 from lenet.clock import StepClock, seconds_of
 from lenet.data import DeviceData
-from lenet.train import EvalRecord, TrainConfig, crossing, train
+from lenet.train import EvalRecord, TrainingRun, crossing
 from search.capped import capped_value
 from search.record import STUDY_CONFIRMATION, TrialRecord, step_clock, study_record
 from search.trials import completed
@@ -63,6 +67,8 @@ class ConfirmRun:
     stopped_at_cap: bool  # it trained `cap` seconds without reaching the target: its time is more
     measured: float | None  # measured seconds to target
     epochs: float
+    # A capped run taken up again: `cap` is then where its time stops mattering to the ranking.
+    rerun: bool = False
 
     @property
     def lower_bound(self) -> float:
@@ -125,11 +131,29 @@ class Confirmation:
         def bound(run: ConfirmRun) -> float:
             return median if len(runs) % 2 else 2 * median - min(r.lower_bound for r in runs if r is not run)
 
-        # Once every capped run has reached its bound, `beats` is decided (docs/search.md has the
-        # argument), so there is always one left while it is not.
+        # Once every capped run has reached its bound, `beats` is decided (docs/search.md,
+        # "Confirmation on fresh seeds", has the argument), so one is left while it is not.
         open_runs = sorted((r for r in runs if not r.exact and r.lower_bound < bound(r)), key=lambda r: r.lower_bound)
         if not open_runs:
             raise AssertionError(f"trial {trial}: its median is undecided with every capped run at its bound")
+        run = open_runs[0]
+        cap = bound(run)
+        return run.seed, None if math.isinf(cap) else cap
+
+    def next_to_settle(self, trial: int) -> tuple[int, float | None]:
+        """The capped run of `trial` to run again while its median is not exact, lowest bound
+        first, and the cap past which it lies above the median's middle values whatever the
+        other runs' times: the upper middle of the others, a capped one counted as never
+        reaching the target (None: no cap)."""
+        runs = self.runs_of(trial)
+
+        def bound(run: ConfirmRun) -> float:
+            others = sorted(r.lower_bound if r.exact else math.inf for r in runs if r is not run)
+            return others[len(runs) // 2] if len(runs) > 1 else math.inf
+
+        open_runs = sorted((r for r in runs if not r.exact and r.lower_bound < bound(r)), key=lambda r: r.lower_bound)
+        if not open_runs:  # every capped run above the middle: the median would be exact already
+            raise AssertionError(f"trial {trial}: its median is not exact with every capped run above the middle")
         run = open_runs[0]
         cap = bound(run)
         return run.seed, None if math.isinf(cap) else cap
@@ -227,11 +251,17 @@ def confirm(
     return race
 
 
+def _close(value: float, other: float) -> str:
+    """`value` with one decimal, or two where one would print it equal to `other`."""
+    return f"{value:.1f}" if f"{value:.1f}" != f"{other:.1f}" or value == other else f"{value:.2f}"
+
+
 class _Racer:
     def __init__(self, study, race: Confirmation, data, clock: StepClock | None, target: float, threads, on_run):
         self.study, self.race, self.data, self.clock = study, race, data, clock
         self.target, self.threads, self.on_run = target, threads, on_run
         self.configs = {t.number: TrialRecord.of(t).config for t in study.get_trials(deepcopy=False)}
+        self.suspended: dict[tuple[int, int], TrainingRun] = {}  # (trial, seed): runs paused at a cap
 
     def run(self) -> None:
         race = self.race
@@ -264,18 +294,24 @@ class _Racer:
         target = race.median(race.incumbent)
         while (wins := race.beats(challenger, target)) is None:
             seed, cap = race.next_rerun(challenger, target)
-            self._ensure(challenger, seed, cap=cap)  # replaces the capped run
+            self._ensure(challenger, seed, cap=cap, rerun=True)  # replaces the capped run
         if wins:
             race.dropped[race.incumbent] = f"beaten on the median by trial {challenger}"
             race.incumbent = challenger
+            # The winner's median is what the race reports and the next challenger must beat:
+            # its capped seeds run again until it is exact (each only until it lies above the middle).
+            while not race.median_decided(challenger):
+                seed, cap = race.next_to_settle(challenger)
+                self._ensure(challenger, seed, cap=cap, rerun=True)
         else:
+            mine = race.median(challenger)
             race.dropped[challenger] = (
                 f"no better on the median once its capped seeds ran again "
-                f"(at least {race.median(challenger):.1f} s against {target:.1f} s)"
+                f"(at least {_close(mine, target)} s against {_close(target, mine)} s)"
             )
         self._save()
 
-    def _ensure(self, trial: int, seed: int, cap: float | None) -> None:
+    def _ensure(self, trial: int, seed: int, cap: float | None, rerun: bool = False) -> None:
         """Run `trial` on `seed` unless a run that answers the same question is stored."""
         done = self.race.run_of(trial, seed)
         if done is not None and (done.exact or (cap is not None and done.cap is not None and done.cap >= cap)):
@@ -283,34 +319,42 @@ class _Racer:
         if done is not None:
             self.race.runs.remove(done)
         run = self._train(trial, seed, cap)
+        if rerun:
+            run = replace(run, rerun=True)
         self.race.runs.append(run)
         self._save()
         if self.on_run is not None:
             self.on_run(run)
 
     def _train(self, trial: int, seed: int, cap: float | None) -> ConfirmRun:
-        config: TrainConfig = replace(self.configs[trial], seed=seed)
-        clock = self.clock
+        """Train `trial`'s schedule on `seed` until it reaches the target, reaches `cap` in the
+        study's clock, or spends its budget. A run stopped at its cap is kept suspended: should
+        the ranking need more of it, it continues from there instead of training again."""
+        run = self.suspended.pop((trial, seed), None)
+        if run is None:
+            run = TrainingRun(replace(self.configs[trial], seed=seed), self.data, threads=self.threads)
+        config, clock = run.config, self.clock
 
         def seconds(r: EvalRecord) -> float:
             return seconds_of(clock, config, r)
 
-        def on_eval(r: EvalRecord) -> str | None:
-            if r.val_accuracy >= self.target:
-                return "reached the target"
-            if cap is not None and seconds(r) >= cap:
-                return "stopped at the incumbent's time"
-            return None
+        def at_cap() -> bool:
+            return cap is not None and bool(run.history) and seconds(run.history[-1]) >= cap
 
-        result = train(config, self.data, on_eval=on_eval, threads=self.threads)
-        cross = crossing(result.history, self.target)
-        last = result.history[-1] if result.history else None
+        reached = bool(run.history) and run.history[-1].val_accuracy >= self.target
+        while not reached and not at_cap() and (record := run.advance()) is not None:
+            reached = record.val_accuracy >= self.target
+        cross = crossing(run.history, self.target)
+        stopped = cross is None and at_cap()
+        if stopped:
+            self.suspended[(trial, seed)] = run
+        last = run.history[-1] if run.history else None
         return ConfirmRun(
             trial=trial,
             seed=seed,
             seconds=cross.interpolate(seconds) if cross else None,
             cap=cap,
-            stopped_at_cap=cross is None and cap is not None and last is not None and seconds(last) >= cap,
+            stopped_at_cap=stopped,
             measured=cross.interpolate(lambda r: r.train_seconds) if cross else None,
             epochs=last.epoch if last else 0.0,
         )

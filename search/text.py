@@ -53,6 +53,8 @@ def range_text(low: float | None, high: float | None, exact: bool) -> str:
 def confirm_run_line(run: ConfirmRun) -> str:
     if run.seconds is not None:
         what = f"{run.seconds:.1f} s to target (measured {run.measured:.1f} s)"
+    elif run.stopped_at_cap and run.rerun:
+        what = f"taken up again, stopped at {run.cap:.1f} s: a longer time would change neither ranking nor median"
     elif run.stopped_at_cap:
         what = f"stopped at {run.cap:.1f} s, the incumbent's time on this seed"
     else:
@@ -114,8 +116,12 @@ def optimize_summary(outcome: StudyOutcome) -> list[str]:
                      f"x {cfg.gamma:.3g}, momentum {cfg.momentum:.3g}")  # fmt: skip
     lines += confirmation_lines(outcome.confirmation)
     if outcome.confirmation is not None:
-        share = 100 * outcome.confirm_seconds / max(outcome.wall_seconds - outcome.confirm_seconds, 1e-9)
-        lines.append(f"  confirmation: {outcome.confirm_seconds:.0f} s wall, {share:.0f} % of the search's")
+        search = outcome.wall_seconds - outcome.confirm_seconds
+        if search >= 1.0:
+            share = f"{100 * outcome.confirm_seconds / search:.0f} % of the search's"
+        else:  # a finished study reopened: this run trained no search trial to compare with
+            share = "the search's trials had all finished before this run"
+        lines.append(f"  confirmation: {outcome.confirm_seconds:.0f} s wall, {share}")
     lines += [
         f"stored in {r.storage_url} as study {r.study_name!r}",
         "next:",

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lenet.train import EvalRecord, TrainConfig, crossing, evaluate, train
+from lenet.train import EvalRecord, TrainConfig, TrainingRun, crossing, evaluate, train
 
 FAST = dict(batch_size=64, lr=0.01, momentum=0.9, step_size=3, gamma=0.5, max_epochs=4)
 
@@ -45,6 +45,26 @@ def test_history_fields_are_consistent(synthetic_data):
     # training time excludes evaluation, so it grows no faster than wall time
     assert all(a.train_seconds < b.train_seconds for a, b in zip(h, h[1:]))
     assert all(r.train_seconds <= r.wall_seconds for r in h)
+
+
+def test_a_paused_run_goes_on_as_if_it_never_paused(synthetic_data):
+    # The confirmation race leaves a capped run suspended while it trains others, and may
+    # continue it later: the curve must be the one an uninterrupted run draws.
+    timing = {"train_seconds", "wall_seconds"}
+    cfg = TrainConfig(**{**FAST, "max_epochs": 3, "evals_per_epoch": 2, "seed": 4})
+    straight = [{k: v for k, v in r.to_dict().items() if k not in timing} for r in train(cfg, synthetic_data).history]
+    paused = TrainingRun(cfg, synthetic_data)
+    for _ in range(3):
+        paused.advance()
+    between = train(TrainConfig(**{**FAST, "max_epochs": 1, "seed": 9}), synthetic_data)  # other work meanwhile
+    assert between.outcome == "completed"
+    while paused.advance() is not None:
+        pass
+    resumed = [{k: v for k, v in r.to_dict().items() if k not in timing} for r in paused.history]
+    assert resumed == straight and len(resumed) == 6
+    assert paused.advance() is None and paused.result().outcome == "completed"
+    # The pause counts on neither clock: the run's seconds are its own steps' and evaluations'.
+    assert paused.history[-1].wall_seconds < paused.history[-1].train_seconds + between.history[-1].wall_seconds
 
 
 def test_callback_can_stop_with_a_reason(synthetic_data):

@@ -8,6 +8,7 @@ import pytest
 
 from search.confirm import SEED_OFFSET, Confirmation, ConfirmRun, _Racer, candidates, confirmation_of
 from search.record import TrialRecord
+from search.text import confirm_run_line
 from tests.search.cli_helpers import run_cli
 
 
@@ -119,6 +120,18 @@ def test_a_rerun_stops_where_its_time_no_longer_matters():
     assert race.summary(9).median_exact and race.summary(9).times_text() == ">14.0, 9.0, 11.5, 9.5"
 
 
+def test_a_new_incumbents_capped_seeds_run_on_until_its_median_is_exact():
+    race = Confirmation(seeds=[1, 2, 3, 4], candidates=[5, 9])
+    racer = _ScriptedRacer(race, {5: INCUMBENT, 9: {1: 9.0, 2: 8.0, 3: 13.0, 4: 12.5}})
+    racer.run()
+    # Bounds 9, 8, more than 11 (capped on seed 3), 12.5: it wins whatever seed 3's time (at
+    # most 10.75 against 11.5), but its median is 10 to 10.75. Seed 3 runs on, up to 12.5 (the
+    # upper middle of the others): past it, the median is 10.75 whatever its time.
+    assert race.incumbent == 9 and racer.trained[-1] == (9, 3, 12.5)
+    assert race.median(9) == 10.75 and race.summary(9).median_exact
+    assert race.summary(9).times_text() == "9.0, 8.0, >12.5, 12.5"
+
+
 def test_a_challenger_whose_reruns_stop_at_their_bound_drops():
     race = Confirmation(seeds=[1, 2, 3, 4], candidates=[5, 9])
     racer = _ScriptedRacer(race, {5: INCUMBENT, 9: {1: 100.0, 2: 9.0, 3: 100.0, 4: 9.5}})
@@ -126,6 +139,10 @@ def test_a_challenger_whose_reruns_stop_at_their_bound_drops():
     assert racer.trained[-2:] == [(9, 1, 14.0), (9, 3, 14.0)]
     assert race.incumbent == 5  # 9.0, 9.5, and two of more than 14 s: at least 11.75 against 11.5
     assert race.dropped[9] == "no better on the median once its capped seeds ran again (at least 11.8 s against 11.5 s)"
+    assert all(r.rerun for r in race.runs_of(9) if r.cap == 14.0)
+    assert confirm_run_line(race.run_of(9, 1)) == (
+        "confirm trial   9 seed 1: taken up again, stopped at 14.0 s: a longer time would change neither ranking nor median")
+    assert confirm_run_line(race.run_of(5, 1)) == "confirm trial   5 seed 1: 10.0 s to target (measured 10.0 s)"
 
 
 def test_an_odd_number_of_seeds_caps_a_rerun_at_the_incumbents_median():
@@ -154,7 +171,7 @@ def test_the_race_is_stored_and_a_rerun_resumes_it_without_training(confirmed, t
     def no_training(*args, **kwargs):
         raise AssertionError("a finished race must not train again")
 
-    monkeypatch.setattr(search.confirm, "train", no_training)
+    monkeypatch.setattr(search.confirm, "TrainingRun", no_training)
     result = run_cli(*tiny.optimize_args(storage, "--trials", "8", "--max-epochs", "3", "--confirm", "3",
                                          "--confirm-seeds", "3"))  # the same command  # fmt: skip
     assert result.code == 0, result.err
@@ -206,3 +223,33 @@ def test_a_seed_that_never_reached_the_target_reads_not_reached_and_exports_as_n
     exported = search.export._confirmed(None, 9)
     json.dumps(exported, allow_nan=False)  # strict JSON: no Infinity
     assert exported["high"] is None and exported["at_least"][-1] is None and exported["median"] == pytest.approx(19.25)
+
+
+def test_a_capped_run_taken_up_again_continues_where_it_stopped(confirmed, tiny, monkeypatch):
+    import search.confirm
+    from lenet.data import load_dataset
+
+    storage, _ = confirmed
+    study = _study(storage)
+    race = confirmation_of(study)
+    data = load_dataset(tiny.archive, "cpu", val_size=200, cache_dir=tiny.archive.parent / "cache")
+    trial, seed = race.incumbent, race.seeds[0]
+    fresh = _Racer(study, race, data, None, 0.6, 1, None)._train(trial, seed, cap=None)  # measured clock
+    assert fresh.seconds is not None and fresh.epochs > 0.5
+
+    started = []
+
+    class CountingRun(search.confirm.TrainingRun):
+        def __init__(self, *args, **kwargs):
+            started.append(args[0].seed)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(search.confirm, "TrainingRun", CountingRun)
+    racer = _Racer(study, race, data, None, 0.6, 1, None)
+    first = racer._train(trial, seed, cap=1e-9)  # stopped at its first evaluation
+    assert first.stopped_at_cap and first.seconds is None and first.epochs == pytest.approx(0.5, abs=0.05)
+    assert (trial, seed) in racer.suspended
+    again = racer._train(trial, seed, cap=None)
+    assert started == [seed]  # one run, continued: nothing trained twice
+    assert (trial, seed) not in racer.suspended and not again.stopped_at_cap
+    assert again.epochs == fresh.epochs  # the same curve as a run never stopped
