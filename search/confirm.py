@@ -7,7 +7,9 @@ cannot-win rule capped, by their cap) are trained again on `seeds` fresh seeds, 
 seeds for every candidate (common random numbers), and raced as SMAC's intensification and
 irace do:
 
-- the incumbent (the search's best) runs on every seed;
+- the incumbent (the search's best) runs on every seed, in lockstep (the run with the least
+  training so far takes its next evaluation) until its median is exact: runs still going then
+  lie above the median's middle values and stop there, suspended;
 - a challenger runs seed by seed with a cap, the incumbent's time on that seed: once it has
   trained that long without reaching the target it cannot beat the incumbent there, and it
   stops (its time is then only known to be at least the cap);
@@ -67,8 +69,9 @@ class ConfirmRun:
     stopped_at_cap: bool  # it trained `cap` seconds without reaching the target: its time is more
     measured: float | None  # measured seconds to target
     epochs: float
-    # A capped run taken up again: `cap` is then where its time stops mattering to the ranking.
-    rerun: bool = False
+    # `cap` is where its time stops mattering to the ranking and the medians (not a rival's time):
+    # a capped run taken up again, or an incumbent's seed stopped once its median was exact.
+    bounded: bool = False
 
     @property
     def lower_bound(self) -> float:
@@ -178,9 +181,14 @@ class Confirmation:
     def from_dict(cls, d: dict[str, Any]) -> Confirmation:
         return cls(
             seeds=list(d["seeds"]), candidates=list(d["candidates"]),
-            runs=[ConfirmRun(**r) for r in d.get("runs", [])], incumbent=d.get("incumbent"),
+            runs=[ConfirmRun(**_renamed(r)) for r in d.get("runs", [])], incumbent=d.get("incumbent"),
             dropped={int(k): v for k, v in (d.get("dropped") or {}).items()}, done=bool(d.get("done")),
         )  # fmt: skip
+
+
+def _renamed(run: dict[str, Any]) -> dict[str, Any]:
+    """A stored run with today's field names (`bounded` was `rerun` at commit b340d8d)."""
+    return {("bounded" if k == "rerun" else k): v for k, v in run.items()}
 
 
 @dataclass(frozen=True)
@@ -267,8 +275,7 @@ class _Racer:
         race = self.race
         if race.incumbent is None:
             race.incumbent = race.candidates[0]
-        for seed in race.seeds:
-            self._ensure(race.incumbent, seed, cap=None)
+        self._run_incumbent(race.incumbent)
         for challenger in race.candidates:
             if challenger == race.incumbent or challenger in race.dropped:
                 continue
@@ -294,7 +301,7 @@ class _Racer:
         target = race.median(race.incumbent)
         while (wins := race.beats(challenger, target)) is None:
             seed, cap = race.next_rerun(challenger, target)
-            self._ensure(challenger, seed, cap=cap, rerun=True)  # replaces the capped run
+            self._ensure(challenger, seed, cap=cap, bounded=True)  # replaces the capped run
         if wins:
             race.dropped[race.incumbent] = f"beaten on the median by trial {challenger}"
             race.incumbent = challenger
@@ -302,7 +309,7 @@ class _Racer:
             # its capped seeds run again until it is exact (each only until it lies above the middle).
             while not race.median_decided(challenger):
                 seed, cap = race.next_to_settle(challenger)
-                self._ensure(challenger, seed, cap=cap, rerun=True)
+                self._ensure(challenger, seed, cap=cap, bounded=True)
         else:
             mine = race.median(challenger)
             race.dropped[challenger] = (
@@ -311,50 +318,91 @@ class _Racer:
             )
         self._save()
 
-    def _ensure(self, trial: int, seed: int, cap: float | None, rerun: bool = False) -> None:
-        """Run `trial` on `seed` unless a run that answers the same question is stored."""
-        done = self.race.run_of(trial, seed)
-        if done is not None and (done.exact or (cap is not None and done.cap is not None and done.cap >= cap)):
+    def _run_incumbent(self, trial: int) -> None:
+        """The incumbent on every seed, in lockstep: the run with the least training so far takes
+        its next evaluation, until the median is exact. The runs still going then lie above the
+        median's middle values (they have trained longer than those took); they stop there, at
+        that bound, suspended, and the range stays open at the top ("more than")."""
+        race = self.race
+        if len(race.runs_of(trial)) == len(race.seeds) and race.median_decided(trial):
             return
-        if done is not None:
-            self.race.runs.remove(done)
-        run = self._train(trial, seed, cap)
-        if rerun:
-            run = replace(run, rerun=True)
+        live = {s: self._start(trial, s) for s in race.seeds if (r := race.run_of(trial, s)) is None or not r.exact}
+
+        def trained(seed: int) -> float:
+            run = live[seed]
+            return seconds_of(self.clock, run.config, run.history[-1]) if run.history else 0.0
+
+        def settled() -> bool:
+            done = [r.lower_bound for r in race.runs_of(trial) if r.exact]
+            at_least = done + [trained(s) for s in live]
+            return statistics.median(at_least) == statistics.median(done + [math.inf] * len(live))
+
+        while live and not settled():
+            seed = min(live, key=lambda s: (trained(s), s))
+            record = live[seed].advance()
+            if record is None or record.val_accuracy >= self.target:  # reached, or out of budget
+                self._store(self._result(trial, seed, live.pop(seed), cap=None))
+        for seed, run in live.items():
+            self.suspended[(trial, seed)] = run
+            self._store(replace(self._result(trial, seed, run, cap=trained(seed)), bounded=True))
+
+    def _start(self, trial: int, seed: int) -> TrainingRun:
+        """`trial`'s run on `seed`: the one left suspended at a cap, else a new one."""
+        run = self.suspended.pop((trial, seed), None)
+        if run is None:
+            run = TrainingRun(replace(self.configs[trial], seed=seed), self.data, threads=self.threads)
+        return run
+
+    def _store(self, run: ConfirmRun) -> None:
+        """Keep `run` (replacing a capped run of the same trial and seed), save, report."""
+        stale = self.race.run_of(run.trial, run.seed)
+        if stale is not None:
+            self.race.runs.remove(stale)
         self.race.runs.append(run)
         self._save()
         if self.on_run is not None:
             self.on_run(run)
 
+    def _ensure(self, trial: int, seed: int, cap: float | None, bounded: bool = False) -> None:
+        """Run `trial` on `seed` unless a run that answers the same question is stored."""
+        done = self.race.run_of(trial, seed)
+        if done is not None and (done.exact or (cap is not None and done.cap is not None and done.cap >= cap)):
+            return
+        run = self._train(trial, seed, cap)
+        self._store(replace(run, bounded=True) if bounded else run)
+
     def _train(self, trial: int, seed: int, cap: float | None) -> ConfirmRun:
         """Train `trial`'s schedule on `seed` until it reaches the target, reaches `cap` in the
         study's clock, or spends its budget. A run stopped at its cap is kept suspended: should
         the ranking need more of it, it continues from there instead of training again."""
-        run = self.suspended.pop((trial, seed), None)
-        if run is None:
-            run = TrainingRun(replace(self.configs[trial], seed=seed), self.data, threads=self.threads)
+        run = self._start(trial, seed)
+
+        def at_cap() -> bool:
+            return cap is not None and bool(run.history) and seconds_of(self.clock, run.config, run.history[-1]) >= cap
+
+        reached = bool(run.history) and run.history[-1].val_accuracy >= self.target
+        while not reached and not at_cap() and (record := run.advance()) is not None:
+            reached = record.val_accuracy >= self.target
+        result = self._result(trial, seed, run, cap)
+        if result.stopped_at_cap:
+            self.suspended[(trial, seed)] = run
+        return result
+
+    def _result(self, trial: int, seed: int, run: TrainingRun, cap: float | None) -> ConfirmRun:
+        """What `run` says so far: its time to target, or that it trained `cap` without reaching it."""
         config, clock = run.config, self.clock
 
         def seconds(r: EvalRecord) -> float:
             return seconds_of(clock, config, r)
 
-        def at_cap() -> bool:
-            return cap is not None and bool(run.history) and seconds(run.history[-1]) >= cap
-
-        reached = bool(run.history) and run.history[-1].val_accuracy >= self.target
-        while not reached and not at_cap() and (record := run.advance()) is not None:
-            reached = record.val_accuracy >= self.target
         cross = crossing(run.history, self.target)
-        stopped = cross is None and at_cap()
-        if stopped:
-            self.suspended[(trial, seed)] = run
         last = run.history[-1] if run.history else None
         return ConfirmRun(
             trial=trial,
             seed=seed,
             seconds=cross.interpolate(seconds) if cross else None,
             cap=cap,
-            stopped_at_cap=stopped,
+            stopped_at_cap=cross is None and cap is not None and last is not None and seconds(last) >= cap,
             measured=cross.interpolate(lambda r: r.train_seconds) if cross else None,
             epochs=last.epoch if last else 0.0,
         )

@@ -53,8 +53,8 @@ def range_text(low: float | None, high: float | None, exact: bool) -> str:
 def confirm_run_line(run: ConfirmRun) -> str:
     if run.seconds is not None:
         what = f"{run.seconds:.1f} s to target (measured {run.measured:.1f} s)"
-    elif run.stopped_at_cap and run.rerun:
-        what = f"taken up again, stopped at {run.cap:.1f} s: a longer time would change neither ranking nor median"
+    elif run.stopped_at_cap and run.bounded:
+        what = f"stopped at {run.cap:.1f} s: a longer time would change neither ranking nor median"
     elif run.stopped_at_cap:
         what = f"stopped at {run.cap:.1f} s, the incumbent's time on this seed"
     else:

@@ -2,6 +2,7 @@
 who drops, what is stored and resumed, and what export and retrain say of it."""
 
 import json
+import statistics
 
 import optuna
 import pytest
@@ -32,10 +33,13 @@ def test_the_race_runs_the_incumbent_on_every_seed_and_caps_challengers(confirme
     assert race.done and race.seeds == [SEED_OFFSET, SEED_OFFSET + 1, SEED_OFFSET + 2]
     assert race.candidates == candidates(study, 3) and race.candidates[0] == study.best_trial.number
     assert {r.seed for r in race.runs_of(race.incumbent)} == set(race.seeds)
-    assert all(r.seconds is not None or not r.stopped_at_cap for r in race.runs_of(race.incumbent))
+    winner = race.summary(race.incumbent)
+    assert winner.median_exact
+    # Seeds stopped short of the target (capped, or left in the lockstep) lie above the median.
+    assert all(r.exact or r.lower_bound >= winner.median for r in race.runs_of(race.incumbent))
     for c in race.candidates:
         for r in race.runs_of(c):
-            if r.trial != race.incumbent and r.cap is not None:
+            if r.trial != race.candidates[0] and r.cap is not None and not r.bounded:
                 # A challenger's run is capped by the incumbent's time on the same seed.
                 assert r.cap == pytest.approx(race.run_of(race.candidates[0], r.seed).lower_bound) or r.trial in race.dropped
             if r.stopped_at_cap:
@@ -76,6 +80,10 @@ class _ScriptedRacer(_Racer):
         study = optuna.create_study()
         super().__init__(study, race, None, None, 0.6, None, None)
         self.times, self.trained = times, []
+
+    def _run_incumbent(self, trial):  # one seed after the other (the lockstep needs real runs)
+        for seed in self.race.seeds:
+            self._ensure(trial, seed, cap=None)
 
     def _train(self, trial, seed, cap):
         self.trained.append((trial, seed, cap))
@@ -139,9 +147,9 @@ def test_a_challenger_whose_reruns_stop_at_their_bound_drops():
     assert racer.trained[-2:] == [(9, 1, 14.0), (9, 3, 14.0)]
     assert race.incumbent == 5  # 9.0, 9.5, and two of more than 14 s: at least 11.75 against 11.5
     assert race.dropped[9] == "no better on the median once its capped seeds ran again (at least 11.8 s against 11.5 s)"
-    assert all(r.rerun for r in race.runs_of(9) if r.cap == 14.0)
+    assert all(r.bounded for r in race.runs_of(9) if r.cap == 14.0)
     assert confirm_run_line(race.run_of(9, 1)) == (
-        "confirm trial   9 seed 1: taken up again, stopped at 14.0 s: a longer time would change neither ranking nor median")
+        "confirm trial   9 seed 1: stopped at 14.0 s: a longer time would change neither ranking nor median")
     assert confirm_run_line(race.run_of(5, 1)) == "confirm trial   5 seed 1: 10.0 s to target (measured 10.0 s)"
 
 
@@ -187,11 +195,12 @@ def test_export_gives_the_confirmed_winner_and_a_retrain_says_where_it_falls(con
     assert doc["study"]["trial"] == race.incumbent
     c = doc["confirmation"]
     assert c["winner"] and c["seeds"] == race.seeds and c["median"] == pytest.approx(race.median(race.incumbent))
+    seed = next(r.seed for r in race.runs_of(race.incumbent) if r.exact)
     result = run_cli("train", "--config", out, "--data", tiny.archive, "--val-size", "200", "--stop-at-target",
-                     "--seed", str(race.seeds[0]), "--quiet", "--out", tmp_path / "run")  # fmt: skip
+                     "--seed", str(seed), "--quiet", "--out", tmp_path / "run")  # fmt: skip
     assert result.code == 0, result.err
     # The same schedule on the first confirmation seed: exactly its time in the study's clock.
-    assert f"in the study's clock: {race.run_of(race.incumbent, race.seeds[0]).seconds:.1f} s" in result.out
+    assert f"in the study's clock: {race.run_of(race.incumbent, seed).seconds:.1f} s" in result.out
     assert "this retrain is within that range" in result.out
     show = run_cli("studies", "show", "lenet5-cifar10", "--storage", storage)
     assert f"winner trial {race.incumbent:>3}: median {race.median(race.incumbent):.1f} s" in show.out
@@ -225,6 +234,31 @@ def test_a_seed_that_never_reached_the_target_reads_not_reached_and_exports_as_n
     assert exported["high"] is None and exported["at_least"][-1] is None and exported["median"] == pytest.approx(19.25)
 
 
+def test_the_incumbent_runs_in_lockstep_until_its_median_is_exact(confirmed, tiny):
+    from lenet.clock import StepClock
+    from lenet.data import load_dataset
+
+    storage, _ = confirmed
+    study = _study(storage)
+    data = load_dataset(tiny.archive, "cpu", val_size=200, cache_dir=tiny.archive.parent / "cache")
+    clock = StepClock.from_dict(json.loads(tiny.clock.read_text()))  # exact seconds: runs compare exactly
+    trial, seeds = study.best_trial.number, [7, 8, 9, 10]
+    full = _Racer(study, Confirmation(seeds, [trial]), data, clock, 0.6, 1, None)
+    times = {s: full._train(trial, s, cap=None).lower_bound for s in seeds}  # every seed to the end
+    race = Confirmation(seeds, [trial])
+    racer = _Racer(study, race, data, clock, 0.6, 1, None)
+    racer._save = lambda: None  # leave the module's study as the race stored it
+    racer._run_incumbent(trial)
+    ordered = sorted(times.values())
+    assert race.median(trial) == statistics.median(ordered) and race.median_decided(trial)
+    for run in race.runs_of(trial):
+        if run.exact:
+            assert run.lower_bound == times[run.seed]
+        else:  # left in the lockstep, above the middle: no faster than the upper middle time
+            assert run.bounded and (trial, run.seed) in racer.suspended
+            assert times[run.seed] >= ordered[2] and run.lower_bound <= times[run.seed]
+
+
 def test_a_capped_run_taken_up_again_continues_where_it_stopped(confirmed, tiny, monkeypatch):
     import search.confirm
     from lenet.data import load_dataset
@@ -233,7 +267,7 @@ def test_a_capped_run_taken_up_again_continues_where_it_stopped(confirmed, tiny,
     study = _study(storage)
     race = confirmation_of(study)
     data = load_dataset(tiny.archive, "cpu", val_size=200, cache_dir=tiny.archive.parent / "cache")
-    trial, seed = race.incumbent, race.seeds[0]
+    trial, seed = race.incumbent, next(r.seed for r in race.runs_of(race.incumbent) if r.exact)
     fresh = _Racer(study, race, data, None, 0.6, 1, None)._train(trial, seed, cap=None)  # measured clock
     assert fresh.seconds is not None and fresh.epochs > 0.5
 
