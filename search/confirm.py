@@ -65,7 +65,7 @@ class ConfirmRun:
     trial: int
     seed: int
     seconds: float | None  # time to target in the study's clock; None: not reached
-    cap: float | None  # the incumbent's time on this seed, when the run was capped by it
+    cap: float | None  # the incumbent's time (or bound) on this seed, when the run was capped by it
     stopped_at_cap: bool  # it trained `cap` seconds without reaching the target: its time is more
     measured: float | None  # measured seconds to target
     epochs: float

@@ -56,7 +56,8 @@ def confirm_run_line(run: ConfirmRun) -> str:
     elif run.stopped_at_cap and run.bounded:
         what = f"stopped at {run.cap:.1f} s: a longer time would change neither ranking nor median"
     elif run.stopped_at_cap:
-        what = f"stopped at {run.cap:.1f} s, the incumbent's time on this seed"
+        # The incumbent's time on this seed, or where its own run stopped above its median.
+        what = f"stopped at {run.cap:.1f} s, where the incumbent stopped on this seed"
     else:
         what = f"did not reach the target in {run.epochs:.4g} epochs"
     return f"confirm trial {run.trial:>3} seed {run.seed}: {what}"

@@ -151,6 +151,9 @@ def test_a_challenger_whose_reruns_stop_at_their_bound_drops():
     assert confirm_run_line(race.run_of(9, 1)) == (
         "confirm trial   9 seed 1: stopped at 14.0 s: a longer time would change neither ranking nor median")
     assert confirm_run_line(race.run_of(5, 1)) == "confirm trial   5 seed 1: 10.0 s to target (measured 10.0 s)"
+    assert confirm_run_line(race.run_of(9, 2)) == "confirm trial   9 seed 2: 9.0 s to target (measured 9.0 s)"
+    first_pass = ConfirmRun(9, 1, None, 10.0, True, None, 1.0)
+    assert confirm_run_line(first_pass) == "confirm trial   9 seed 1: stopped at 10.0 s, where the incumbent stopped on this seed"
 
 
 def test_an_odd_number_of_seeds_caps_a_rerun_at_the_incumbents_median():
