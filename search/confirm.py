@@ -337,7 +337,9 @@ class _Racer:
             at_least = done + [trained(s) for s in live]
             return statistics.median(at_least) == statistics.median(done + [math.inf] * len(live))
 
-        while live and not settled():
+        # Every run takes its first evaluation before the median can be settled: an unstarted run
+        # has no bound of its own to stop at.
+        while live and (not all(run.history for run in live.values()) or not settled()):
             seed = min(live, key=lambda s: (trained(s), s))
             record = live[seed].advance()
             if record is None or record.val_accuracy >= self.target:  # reached, or out of budget
