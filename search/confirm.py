@@ -136,12 +136,7 @@ class Confirmation:
 
         # Once every capped run has reached its bound, `beats` is decided (docs/search.md,
         # "Confirmation on fresh seeds", has the argument), so one is left while it is not.
-        open_runs = sorted((r for r in runs if not r.exact and r.lower_bound < bound(r)), key=lambda r: r.lower_bound)
-        if not open_runs:
-            raise AssertionError(f"trial {trial}: its median is undecided with every capped run at its bound")
-        run = open_runs[0]
-        cap = bound(run)
-        return run.seed, None if math.isinf(cap) else cap
+        return _lowest_below_bound(trial, runs, bound)
 
     def next_to_settle(self, trial: int) -> tuple[int, float | None]:
         """The capped run of `trial` to run again while its median is not exact, lowest bound
@@ -154,12 +149,8 @@ class Confirmation:
             others = sorted(r.lower_bound if r.exact else math.inf for r in runs if r is not run)
             return others[len(runs) // 2] if len(runs) > 1 else math.inf
 
-        open_runs = sorted((r for r in runs if not r.exact and r.lower_bound < bound(r)), key=lambda r: r.lower_bound)
-        if not open_runs:  # every capped run above the middle: the median would be exact already
-            raise AssertionError(f"trial {trial}: its median is not exact with every capped run above the middle")
-        run = open_runs[0]
-        cap = bound(run)
-        return run.seed, None if math.isinf(cap) else cap
+        # Once every capped run lies above the middle, the median is exact.
+        return _lowest_below_bound(trial, runs, bound)
 
     def ranking(self) -> list[CandidateSummary]:
         rows = [self.summary(t) for t in self.candidates if self.runs_of(t)]
@@ -184,6 +175,19 @@ class Confirmation:
             runs=[ConfirmRun(**_renamed(r)) for r in d.get("runs", [])], incumbent=d.get("incumbent"),
             dropped={int(k): v for k, v in (d.get("dropped") or {}).items()}, done=bool(d.get("done")),
         )  # fmt: skip
+
+
+def _lowest_below_bound(
+    trial: int, runs: list[ConfirmRun], bound: Callable[[ConfirmRun], float]
+) -> tuple[int, float | None]:
+    """The seed of the capped run with the lowest bound among those still below `bound`, and
+    that bound as its new cap (None: no cap)."""
+    below = [r for r in runs if not r.exact and r.lower_bound < bound(r)]
+    if not below:
+        raise AssertionError(f"trial {trial}: no capped run left below its bound, yet the race is undecided")
+    run = min(below, key=lambda r: r.lower_bound)
+    cap = bound(run)
+    return run.seed, None if math.isinf(cap) else cap
 
 
 def _renamed(run: dict[str, Any]) -> dict[str, Any]:
