@@ -16,9 +16,10 @@ from collections import Counter
 
 import optuna
 
-from search.confirm import CandidateSummary, confirmation_of
-from search.record import TrialRecord
-from search.trials import FINISHED, best_completed
+from search.confirm.race import CandidateSummary, confirmation_of
+from search.records.trial import TrialRecord
+from search.study.queries import FINISHED, best_completed
+from search.views.confirmation import times_text
 
 
 def summarise(study: optuna.Study) -> dict:
@@ -28,8 +29,8 @@ def summarise(study: optuna.Study) -> dict:
     return {
         "trials": len(records),
         "outcomes": Counter(r.outcome or "?" for r in records),
-        "train_seconds": sum(r.clock_seconds if r.clock_seconds is not None else r.train_seconds for r in records),
-        "measured_seconds": sum(r.train_seconds for r in records),
+        "train_seconds": sum(r.clock_seconds for r in records),
+        "measured_seconds": sum(r.measured_seconds for r in records),
         "images": sum(r.images for r in records),
         "best": TrialRecord.of(best) if best else None,
         "confirmed": _confirmed_winner(study),
@@ -45,21 +46,28 @@ def _confirmed_winner(study: optuna.Study) -> tuple[CandidateSummary, list[int]]
 
 def describe(name: str, s: dict) -> None:
     print(f"{name}: {s['trials']} finished trials ({', '.join(f'{k} {v}' for k, v in s['outcomes'].most_common())})")
-    print(f"  training spent: {s['train_seconds']:.0f} s in the study's clock ({s['measured_seconds']:.0f} s measured), "
-          f"{s['images'] / 1e6:.1f} M images")  # fmt: skip
+    print(
+        f"  training spent: {s['train_seconds']:.0f} s in the study's clock ({s['measured_seconds']:.0f} s measured), "
+        f"{s['images'] / 1e6:.1f} M images"
+    )
     best = s["best"]
     if best is None:
         print("  no trial reached the target")
         return
     c = best.config
-    print(f"  best: trial {best.number}, {best.value:.1f} s to target ({best.epochs_to_target:g} epochs, "
-          f"{best.images_to_target / 1e6:.2f} M images)")  # fmt: skip
-    print(f"        lr {c.lr:.4g}, batch {c.batch_size}, StepLR {c.step_size} x {c.gamma:.3g}, "
-          f"momentum {c.momentum:.3g}")  # fmt: skip
+    print(
+        f"  best: trial {best.number}, {best.value:.1f} s to target ({best.epochs_to_target:g} epochs, "
+        f"{best.images_to_target / 1e6:.2f} M images)"
+    )
+    print(
+        f"        lr {c.lr:.4g}, batch {c.batch_size}, StepLR {c.step_size} x {c.gamma:.3g}, momentum {c.momentum:.3g}"
+    )
     if s["confirmed"] is not None:
         winner, seeds = s["confirmed"]
-        print(f"  confirmed winner on seeds {seeds[0]}-{seeds[-1]}: trial {winner.trial}, median "
-              f"{'' if winner.median_exact else 'at least '}{winner.median:.1f} s ({winner.times_text()})")  # fmt: skip
+        print(
+            f"  confirmed winner on seeds {seeds[0]}-{seeds[-1]}: trial {winner.trial}, median "
+            f"{'' if winner.median_exact else 'at least '}{winner.median:.1f} s ({times_text(winner)})"
+        )
 
 
 def main() -> None:
@@ -74,16 +82,23 @@ def main() -> None:
     describe(args.study, a)
     describe(args.baseline, b)
     saved = 1 - a["train_seconds"] / b["train_seconds"]
-    print(f"training time saved by {args.study}: {100 * saved:.0f} % "
-          f"({a['train_seconds']:.0f} s against {b['train_seconds']:.0f} s; images: {100 * (1 - a['images'] / b['images']):.0f} %)")  # fmt: skip
+    print(
+        f"training time saved by {args.study}: {100 * saved:.0f} % "
+        f"({a['train_seconds']:.0f} s against {b['train_seconds']:.0f} s; "
+        f"images: {100 * (1 - a['images'] / b['images']):.0f} %)"
+    )
     if a["best"] and b["best"]:
-        print(f"best time to target: {a['best'].value:.1f} s against {b['best'].value:.1f} s "
-              f"({100 * (a['best'].value / b['best'].value - 1):+.0f} %)")  # fmt: skip
+        print(
+            f"best time to target: {a['best'].value:.1f} s against {b['best'].value:.1f} s "
+            f"({100 * (a['best'].value / b['best'].value - 1):+.0f} %)"
+        )
     if a["confirmed"] and b["confirmed"]:
         (wa, seeds_a), (wb, seeds_b) = a["confirmed"], b["confirmed"]
         same = "the same seeds" if seeds_a == seeds_b else "different seeds"
-        print(f"confirmed medians ({same}): {wa.median:.1f} s against {wb.median:.1f} s "
-              f"({100 * (wa.median / wb.median - 1):+.0f} %)")  # fmt: skip
+        print(
+            f"confirmed medians ({same}): {wa.median:.1f} s against {wb.median:.1f} s "
+            f"({100 * (wa.median / wb.median - 1):+.0f} %)"
+        )
 
 
 if __name__ == "__main__":

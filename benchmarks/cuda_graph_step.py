@@ -66,7 +66,7 @@ def main() -> None:
     for b in (32, 128, 512, 2048):
         steps = {"eager": Step(b, graphed=False), "graph": Step(b, graphed=True)}
         times: dict[str, list[float]] = {k: [] for k in steps}
-        for k, s in steps.items():
+        for s in steps.values():
             s.run(20)  # warm-up
         for _ in range(7):
             for k, s in steps.items():

@@ -24,11 +24,13 @@ from dataclasses import replace
 
 import optuna
 
-from lenet.clock import seconds_of
+from lenet.curve import first_crossing
 from lenet.data import load_dataset
-from lenet.train import crossing, train
-from search.record import TrialRecord, step_clock, study_record
-from search.trials import completed
+from lenet.train import train
+from search.clock.pricing import clock_seconds
+from search.records.study import step_clock, study_record
+from search.records.trial import TrialRecord
+from search.study.queries import completed
 
 
 def main() -> None:
@@ -53,25 +55,29 @@ def main() -> None:
         dense = replace(config, evals_per_epoch=args.dense)
 
         def seconds(r, c=config):
-            return seconds_of(clock, c, r)
+            return clock_seconds(clock, c, r)
 
         history = train(dense, data, on_eval=lambda r: r.val_accuracy >= target).history
         sparse = history[sparse_every - 1 :: sparse_every]
-        reference = crossing(history, target).interpolate(seconds)
-        sparse_cross = crossing(sparse, target)
+        reference = first_crossing(history, target).interpolate(seconds)
+        sparse_cross = first_crossing(sparse, target)
         if sparse_cross is None:  # the dense run stopped before the study's next evaluation
             more = train(config, data, on_eval=lambda r: r.val_accuracy >= target).history
-            sparse_cross = crossing(more, target)
+            sparse_cross = first_crossing(more, target)
         at_eval = seconds(sparse_cross.after)
         interp = sparse_cross.interpolate(seconds)
         errors_at.append(abs(at_eval - reference) / reference)
         errors_interp.append(abs(interp - reference) / reference)
-        print(f"{trial.number:>5} {reference:>12.2f} {at_eval:>10.2f} {interp:>9.2f}  lr {config.lr:.3g} bs "
-              f"{config.batch_size} StepLR {config.step_size} x {config.gamma:.2f} mom {config.momentum:.2f}")
+        print(
+            f"{trial.number:>5} {reference:>12.2f} {at_eval:>10.2f} {interp:>9.2f}  lr {config.lr:.3g} bs "
+            f"{config.batch_size} StepLR {config.step_size} x {config.gamma:.2f} mom {config.momentum:.2f}"
+        )
     print(f"error against the reference ({args.dense} evaluations per epoch), {len(errors_at)} schedules:")
     print(f"  at evaluation: median {100 * statistics.median(errors_at):.1f} %, largest {100 * max(errors_at):.1f} %")
-    print(f"  interpolated:  median {100 * statistics.median(errors_interp):.1f} %, largest "
-          f"{100 * max(errors_interp):.1f} %")
+    print(
+        f"  interpolated:  median {100 * statistics.median(errors_interp):.1f} %, largest "
+        f"{100 * max(errors_interp):.1f} %"
+    )
 
 
 if __name__ == "__main__":

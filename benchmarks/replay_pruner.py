@@ -28,13 +28,13 @@ from collections import Counter
 import optuna
 from optuna.trial import TrialState
 
-from search.pruner import SaturationPruner, SaturationSettings
-from search.record import CLOCK_SECONDS, CONFIG, TrialRecord, point_seconds, study_record, write_curve
+from search.pruning.saturation import SaturationPruner, SaturationSettings
+from search.records.keys import CONFIG, POINT_CLOCK_SECONDS, POINT_TRAIN_SECONDS, POINT_VAL_ACCURACY
+from search.records.study import study_record
+from search.records.trial import TrialRecord, write_curve
 
 
-def replay(
-    source: optuna.Study, target: float, *, scale=None, **settings
-) -> tuple[float, float | None, Counter]:
+def replay(source: optuna.Study, target: float, *, scale=None, **settings) -> tuple[float, float | None, Counter]:
     """(fraction of training time saved, best time to target kept, outcomes by rule)."""
     pruner = SaturationPruner(target, **settings)
     study = optuna.create_study(direction="minimize", pruner=pruner)
@@ -43,27 +43,33 @@ def replay(
     records = sorted((r for r in map(TrialRecord.of, source.trials) if r.curve), key=lambda r: r.number)
     for past in records:
         factor = scale() if scale else 1.0
-        curve = [{**p, "train_seconds": p["train_seconds"] * factor, CLOCK_SECONDS: point_seconds(p) * factor}
-                 for p in past.curve]  # fmt: skip
+        curve = [
+            {
+                **p,
+                POINT_TRAIN_SECONDS: p[POINT_TRAIN_SECONDS] * factor,
+                POINT_CLOCK_SECONDS: p[POINT_CLOCK_SECONDS] * factor,
+            }
+            for p in past.curve
+        ]
         trial = study.ask()
         trial.set_user_attr(CONFIG, past.config.to_dict() if past.config else None)
         outcome, at = "budget", len(curve)
         for i in range(1, len(curve) + 1):
             write_curve(trial, curve[:i])
-            trial.report(1 - curve[i - 1]["val_accuracy"], i)
-            if curve[i - 1]["val_accuracy"] >= target:
+            trial.report(1 - curve[i - 1][POINT_VAL_ACCURACY], i)
+            if curve[i - 1][POINT_VAL_ACCURACY] >= target:
                 outcome, at = "reached", i
                 break
             if trial.should_prune():
                 outcome, at = pruner.decision_for(trial.number).rule, i
                 break
-        spent += point_seconds(curve[at - 1])
-        total += point_seconds(curve[-1])  # what the unpruned trial spent (it ran its whole curve)
+        spent += curve[at - 1][POINT_CLOCK_SECONDS]
+        total += curve[-1][POINT_CLOCK_SECONDS]  # what the unpruned trial spent (it ran its whole curve)
         outcomes[outcome] += 1
         if outcome == "reached":
             # The same curve reached the target at the same evaluation as in the source study,
             # so its time to target is the source's (interpolated, in its clock).
-            seconds = (past.seconds_to_target or point_seconds(curve[at - 1])) * factor
+            seconds = (past.clock_seconds_to_target or curve[at - 1][POINT_CLOCK_SECONDS]) * factor
             study.tell(trial, seconds)
             best = seconds if best is None else min(best, seconds)
         else:
@@ -72,8 +78,16 @@ def replay(
 
 
 # SaturationPruner's settings that can be replayed with other values; defaults are its own.
-TUNABLE = ("chance_epochs", "lookahead", "min_peers", "min_epochs", "peer_quantile", "underfit_margin",
-           "plateau_epochs", "reach_epochs")  # fmt: skip
+TUNABLE = (
+    "chance_epochs",
+    "lookahead",
+    "min_peers",
+    "min_epochs",
+    "peer_quantile",
+    "underfit_margin",
+    "plateau_epochs",
+    "reach_epochs",
+)
 
 
 def main() -> None:
@@ -82,8 +96,12 @@ def main() -> None:
     parser.add_argument("study", help="a study run with --pruner none")
     defaults = {f.name: f.default for f in dataclasses.fields(SaturationSettings)}
     for name in TUNABLE:
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(defaults[name]), default=defaults[name],
-                            help=f"SaturationPruner's {name} (default: %(default)s; reach-epochs 0 turns that rule off)")  # fmt: skip
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(defaults[name]),
+            default=defaults[name],
+            help=f"SaturationPruner's {name} (default: %(default)s; reach-epochs 0 turns that rule off)",
+        )
     parser.add_argument("--jitter", type=int, default=0, metavar="N", help="replays with timing noise (see above)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -94,16 +112,20 @@ def main() -> None:
     unpruned_best = min(complete) if complete else None
     saved, best, outcomes = replay(source, target, **settings)
     print(f"training time saved: {100 * saved:.1f} %; outcomes: {dict(outcomes.most_common())}")
-    print(f"best time to target kept: {best if best is None else round(best, 1)} s "
-          f"(the unpruned study's: {unpruned_best if unpruned_best is None else round(unpruned_best, 1)} s)")  # fmt: skip
+    print(
+        f"best time to target kept: {best if best is None else round(best, 1)} s "
+        f"(the unpruned study's: {unpruned_best if unpruned_best is None else round(unpruned_best, 1)} s)"
+    )
     if args.jitter:
         rng = random.Random(1)
         runs = [replay(source, target, scale=lambda: rng.uniform(0.92, 1.08), **settings) for _ in range(args.jitter)]
         savings = [100 * r[0] for r in runs]
         kept = sum(1 for r in runs if r[1] is not None and unpruned_best is not None and r[1] <= 1.1 * unpruned_best)
-        print(f"with +-8 % timing noise, {args.jitter} replays: saved median {statistics.median(savings):.1f} % "
-              f"(range {min(savings):.1f}-{max(savings):.1f} %); best within 10 % of the unpruned study's "
-              f"in {kept} of {args.jitter}")  # fmt: skip
+        print(
+            f"with +-8 % timing noise, {args.jitter} replays: saved median {statistics.median(savings):.1f} % "
+            f"(range {min(savings):.1f}-{max(savings):.1f} %); best within 10 % of the unpruned study's "
+            f"in {kept} of {args.jitter}"
+        )
 
 
 if __name__ == "__main__":

@@ -40,15 +40,19 @@ def main() -> None:
             runs[name].append(calibrate_clock(data, sizes, policy=p, rounds=args.rounds, block_seconds=0.1))
     clocks = {name: min(cs, key=lambda c: sum(x.full for x in c.costs.values())) for name, cs in runs.items()}
     print(f"device {device} ({clocks['policy'].hardware.get('name', '?')}), policy autocast {policy.autocast_dtype}")
-    print(f"{'batch':>6} {'policy ms/step':>15} {'fp32 ms/step':>13} {'fp32/policy':>11} "
-          f"{'policy us/image':>16} {'epoch s (policy)':>17}")  # fmt: skip
+    print(
+        f"{'batch':>6} {'policy ms/step':>15} {'fp32 ms/step':>13} {'fp32/policy':>11} "
+        f"{'policy us/image':>16} {'epoch s (policy)':>17}"
+    )
     ratios = []
     for b in sizes:
         p, f = clocks["policy"].cost(b, False), clocks["fp32"].cost(b, False)
         ratios.append(f.full / p.full)
         epoch = clocks["policy"].seconds_for(b, False, -(-len(data.train_x) // b))
-        print(f"{b:>6} {p.full * 1e3:>15.3f} {f.full * 1e3:>13.3f} {f.full / p.full:>11.2f} "
-              f"{p.full / b * 1e6:>16.2f} {epoch:>17.2f}")  # fmt: skip
+        print(
+            f"{b:>6} {p.full * 1e3:>15.3f} {f.full * 1e3:>13.3f} {f.full / p.full:>11.2f} "
+            f"{p.full / b * 1e6:>16.2f} {epoch:>17.2f}"
+        )
     print(f"median fp32/policy: {statistics.median(ratios):.2f}")
 
 

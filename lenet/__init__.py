@@ -1,9 +1,12 @@
 """Pure-PyTorch training engine: LeNet-5 on CIFAR-10 with the whole data set resident on the
 device. Knows nothing of Optuna or the command line."""
 
-from lenet.data import DataError, DeviceData, load_dataset
+from lenet.config import TrainConfig
+from lenet.curve import EvalRecord
+from lenet.data import DeviceData, load_dataset
+from lenet.errors import DataError
 from lenet.model import LeNet5
-from lenet.train import EvalRecord, TrainConfig, TrainResult, train
+from lenet.train import TrainingRun, TrainResult, train
 
 __all__ = [
     "DataError",
@@ -12,6 +15,7 @@ __all__ = [
     "LeNet5",
     "TrainConfig",
     "TrainResult",
+    "TrainingRun",
     "load_dataset",
     "train",
 ]

@@ -6,11 +6,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass
 
+from lenet.config import TrainConfig
 from lenet.data import DeviceData, load_dataset, load_raw, split_indices
 from lenet.device import policy_for, resolve_device, set_threads
 from lenet.model import LeNet5, training_flops_per_image
 from lenet.naive import NaiveCIFAR10, time_naive_epochs
-from lenet.train import TrainConfig, train
+from lenet.train import train
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,19 @@ class BenchReport:
         ]
         for r in self.rows:
             speedup = "-" if r.speedup is None else f"{r.speedup:.1f}x"
-            lines.append(f"{r.pipeline:<9}{r.batch_size:>7}{r.epoch_seconds:>10.2f}{r.images_per_second:>11.0f}"
-                         f"{r.gflops:>9.1f}{speedup:>10}")  # fmt: skip
+            lines.append(
+                f"{r.pipeline:<9}{r.batch_size:>7}{r.epoch_seconds:>10.2f}{r.images_per_second:>11.0f}"
+                f"{r.gflops:>9.1f}{speedup:>10}"
+            )
         return lines
 
     def to_dict(self) -> dict:
-        return {"device": self.device, "threads": self.threads, "train_images": self.train_images,
-                "rows": [r.to_dict() for r in self.rows]}  # fmt: skip
+        return {
+            "device": self.device,
+            "threads": self.threads,
+            "train_images": self.train_images,
+            "rows": [r.to_dict() for r in self.rows],
+        }
 
 
 def bench(
@@ -114,6 +121,13 @@ def bench(
     """`lenet-search bench`: load the data onto the device and time both pipelines."""
     dataset = load_dataset(data, resolve_device(device), val_size=val_size)
     threads_used = set_threads(threads)
-    rows = run_benchmark(dataset, data, batch_sizes, epochs=epochs, naive_batch_sizes=naive_batch_sizes,
-                         threads=threads, num_workers=num_workers)  # fmt: skip
+    rows = run_benchmark(
+        dataset,
+        data,
+        batch_sizes,
+        epochs=epochs,
+        naive_batch_sizes=naive_batch_sizes,
+        threads=threads,
+        num_workers=num_workers,
+    )
     return BenchReport(str(dataset.device), threads_used, len(dataset.train_x), rows)

@@ -8,9 +8,10 @@ from typing import Any
 import torch
 
 from lenet.atomic import atomic_write
+from lenet.config import TrainConfig
 from lenet.data import DeviceData
 from lenet.model import LeNet5
-from lenet.train import TrainConfig, TrainResult
+from lenet.train import TrainResult
 
 
 def save_checkpoint(path: Path, result: TrainResult, data: DeviceData) -> None:

@@ -1,10 +1,9 @@
 """The step clock: what one optimizer step costs on this device and thread count, measured once.
 
-A trial's training time, read off a wall clock, moves with everything else the machine does:
-the same computation (same schedule, seed and learning curve) was measured 24.7 s in one study
-and 31.9 s in another. The step clock prices the steps a run took instead: each batch size
-(and augmentation setting) has a measured cost per full batch and per the epoch's partial last
-batch, so the same steps always cost the same seconds, on any host that joins the study.
+A trial's training time, read off a wall clock, moves with everything else the machine does
+(docs/search.md, "The clock"). The step clock prices the steps a run took instead: each batch
+size (and augmentation setting) has a measured cost per full batch and per the epoch's partial
+last batch, so the same steps always cost the same seconds, on any host that joins the study.
 
 The costs are measured by the training loop's own step (`lenet.train.Stepper`): after a
 warm-up of every shape, in blocks of steps of about `block_seconds`, interleaved across the
@@ -23,10 +22,11 @@ from typing import Any
 
 import torch
 
+from lenet.config import TrainConfig
 from lenet.data import DeviceData
 from lenet.device import DevicePolicy, hardware, policy_for, set_threads, warm_up
 from lenet.errors import InputError
-from lenet.train import EvalRecord, Stepper, TrainConfig
+from lenet.step import Stepper
 
 CLOCK_FORMAT = "lenet-search/step-clock-v1"
 
@@ -90,22 +90,21 @@ class StepClock:
             raise InputError(f"not a step clock (format {d.get('format')!r}, expected {CLOCK_FORMAT!r})")
         try:
             costs = {k: StepCost(**c) for k, c in d["costs"].items()}
-            return cls(d["device"], d["threads"], d["train_size"], costs, d["rounds"], d.get("seconds", 0.0),
-                       dict(d.get("hardware") or {}))  # fmt: skip
+            return cls(
+                d["device"],
+                d["threads"],
+                d["train_size"],
+                costs,
+                d["rounds"],
+                d.get("seconds", 0.0),
+                dict(d.get("hardware") or {}),
+            )
         except (KeyError, TypeError) as exc:
             raise InputError(f"step clock is incomplete: {exc}") from None
 
     def covers(self, batch_sizes: Iterable[int], augments: Iterable[bool]) -> list[str]:
         """The keys of these settings that the clock has no cost for."""
         return [key(b, a) for b in batch_sizes for a in augments if key(b, a) not in self.costs]
-
-
-def seconds_of(clock: StepClock | None, config: TrainConfig, record: EvalRecord) -> float:
-    """A run's training time up to `record`: its steps priced by `clock`, or as measured when
-    there is no clock."""
-    if clock is None:
-        return record.train_seconds
-    return clock.seconds_for(config.batch_size, config.augment, record.step)
 
 
 def calibrate_clock(
@@ -148,8 +147,9 @@ def calibrate_clock(
             partial_size=blocks[s].partial_size,
             spread=(max(full[s]) - min(full[s])) / med if med > 0 else 0.0,
         )
-    return StepClock(str(policy.device), threads_used, n, costs, done, time.perf_counter() - started,
-                     hardware(policy.device))  # fmt: skip
+    return StepClock(
+        str(policy.device), threads_used, n, costs, done, time.perf_counter() - started, hardware(policy.device)
+    )
 
 
 class _Block:
@@ -173,8 +173,12 @@ class _Block:
         return self._run(size, steps) / steps
 
     def _run(self, size: int, steps: int) -> float:
-        idx = [torch.randint(0, self.n, (size,), device=self.policy.generator_device, generator=self.generator)
-               .to(self.policy.device) for _ in range(steps)]  # fmt: skip
+        idx = [
+            torch.randint(0, self.n, (size,), device=self.policy.generator_device, generator=self.generator).to(
+                self.policy.device
+            )
+            for _ in range(steps)
+        ]
         start = self.policy.clock()
         for i in idx:
             self.stepper(i, self.generator)

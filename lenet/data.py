@@ -15,9 +15,8 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from lenet.atomic import atomic_write
-from lenet.sources import DataError, RawSplits, default_cache_dir, download_torchvision, read_source, source_key
-
-__all__ = ["DataError", "DeviceData", "load_raw", "load_dataset", "resolve_data_path", "augment_batch"]
+from lenet.errors import DataError
+from lenet.sources import RawSplits, default_cache_dir, download_torchvision, read_source, source_key
 
 DATA_ENV = "LENET_DATA"
 CACHE_FORMAT = 1  # bump when the cached tensors' layout changes
@@ -64,9 +63,12 @@ def _read_cache(cache_file: Path) -> RawSplits | None:
     try:
         blob = torch.load(cache_file, map_location="cpu", weights_only=True)
         raw = RawSplits(
-            train_x=blob["train_x"], train_y=blob["train_y"],
-            test_x=blob["test_x"], test_y=blob["test_y"], classes=tuple(blob["classes"]),
-        )  # fmt: skip
+            train_x=blob["train_x"],
+            train_y=blob["train_y"],
+            test_x=blob["test_x"],
+            test_y=blob["test_y"],
+            classes=tuple(blob["classes"]),
+        )
     except Exception:  # unreadable cache: decode the source again and overwrite it
         return None
     if raw.train_x.dtype != torch.uint8 or raw.train_x.shape[1:] != (3, 32, 32):
@@ -77,9 +79,12 @@ def _read_cache(cache_file: Path) -> RawSplits | None:
 def _write_cache(cache_file: Path, raw: RawSplits) -> None:
     """Written atomically, so a reader never sees half a cache."""
     blob = {
-        "train_x": raw.train_x, "train_y": raw.train_y,
-        "test_x": raw.test_x, "test_y": raw.test_y, "classes": list(raw.classes),
-    }  # fmt: skip
+        "train_x": raw.train_x,
+        "train_y": raw.train_y,
+        "test_x": raw.test_x,
+        "test_y": raw.test_y,
+        "classes": list(raw.classes),
+    }
     try:
         atomic_write(cache_file, lambda fh: torch.save(blob, fh))
     except OSError:
@@ -163,10 +168,13 @@ def to_device(cached: CachedRaw, device: torch.device, val_size: int, split_seed
         val_y=raw.train_y[val_idx].to(device),
         test_x=prepare(raw.test_x),
         test_y=raw.test_y.to(device),
-        mean=mean, std=std,
-        checksum=cached.checksum, source=cached.source,
-        val_size=val_size, split_seed=split_seed,
-    )  # fmt: skip
+        mean=mean,
+        std=std,
+        checksum=cached.checksum,
+        source=cached.source,
+        val_size=val_size,
+        split_seed=split_seed,
+    )
 
 
 # One copy per process and device, shared by every trial a worker runs.

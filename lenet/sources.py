@@ -25,20 +25,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lenet.errors import InputError
+from lenet.errors import DataError
 
 CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 PYTHON_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 TORCHVISION_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 TORCHVISION_MD5 = "c58f30108f718f92721af3b95e74349a"
-
-
-class DataError(InputError):
-    """The data at a path is missing, corrupt or laid out other than expected."""
 
 
 @dataclass(frozen=True)
@@ -188,14 +192,11 @@ def _decode_images(blobs: list[bytes], names: list[str], where: str) -> torch.Te
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
-def _from_image_members(
-    where: str, tree: dict[str, dict[str, list[str]]], read: Callable[[str], bytes]
-) -> RawSplits:
+def _from_image_members(where: str, tree: dict[str, dict[str, list[str]]], read: Callable[[str], bytes]) -> RawSplits:
     classes = tuple(sorted(tree["train"]))
     if len(classes) != len(CLASSES):
         raise DataError(
-            f"{where}: train/ has {len(classes)} class folders ({', '.join(classes)}), "
-            f"CIFAR-10 needs {len(CLASSES)}"
+            f"{where}: train/ has {len(classes)} class folders ({', '.join(classes)}), CIFAR-10 needs {len(CLASSES)}"
         )
     if tuple(sorted(tree["test"])) != classes:
         raise DataError(f"{where}: test/ class folders {sorted(tree['test'])} differ from train/'s {list(classes)}")
@@ -223,8 +224,7 @@ def _read_directory(path: Path) -> RawSplits:
     found = _image_folder_members(files)
     if found is None:
         raise DataError(
-            f"data path {path} holds neither cifar-10-batches-py nor an image folder "
-            "{train,test}/<class>/*.png|jpg"
+            f"data path {path} holds neither cifar-10-batches-py nor an image folder {{train,test}}/<class>/*.png|jpg"
         )
     return _from_image_members(str(path), found[1], lambda n: (path / n).read_bytes())
 
@@ -234,15 +234,12 @@ def _read_tar(path: Path) -> RawSplits:
         members = {m.name: m for m in tar if m.isfile()}
         by_base = {PurePosixPath(n).name: n for n in members}
         if "data_batch_1" in by_base:
-            blobs = {
-                base: _tar_bytes(tar, members[by_base[base]]) for base in PYTHON_BATCHES if base in by_base
-            }
+            blobs = {base: _tar_bytes(tar, members[by_base[base]]) for base in PYTHON_BATCHES if base in by_base}
             return _from_python_batches(blobs, str(path))
         found = _image_folder_members(list(members))
         if found is None:
             raise DataError(
-                f"archive {path} holds neither cifar-10-batches-py nor an image folder "
-                "{train,test}/<class>/*.png|jpg"
+                f"archive {path} holds neither cifar-10-batches-py nor an image folder {{train,test}}/<class>/*.png|jpg"
             )
         return _from_image_members(str(path), found[1], lambda n: _tar_bytes(tar, members[n]))
 
@@ -261,4 +258,3 @@ def _read_zip(path: Path) -> RawSplits:
         if found is None:
             raise DataError(f"zip {path} holds no image folder {{train,test}}/<class>/*.png|jpg")
         return _from_image_members(str(path), found[1], zf.read)
-

@@ -1,1 +1,1 @@
-"""The Optuna layer of lenet-search: search space, objective, pruner, study and CLI."""
+"""The Optuna layer of lenet-search, a package per concept (docs/architecture.md)."""

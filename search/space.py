@@ -23,20 +23,18 @@ A `--space FILE` (TOML) narrows, widens or fixes any parameter:
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import optuna
+import tomllib
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from lenet.config import TrainConfig
 from lenet.errors import InputError
-from lenet.train import TrainConfig
-
-
-class SpaceError(InputError):
-    """A search-space file or setting that cannot describe a valid space."""
+from search.errors import SpaceError
+from search.records.keys import SPACE_EVALS_PER_EPOCH, SPACE_MAX_EPOCHS, SPACE_PARAMS
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class Fixed:
 
 
 # A sampled parameter is Optuna's own distribution (its constructor checks the range).
-Param = Union[FloatDistribution, IntDistribution, CategoricalDistribution, Fixed]
+Param = FloatDistribution | IntDistribution | CategoricalDistribution | Fixed
 DEFAULT_MAX_EPOCHS = 15
 # Two evaluations per epoch: time to target is measured to half an epoch, and the pruner can
 # stop a trial half an epoch sooner (docs/search.md has the replays and the pair of studies).
@@ -115,9 +113,9 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "max_epochs": self.max_epochs,
-            "evals_per_epoch": self.evals_per_epoch,
-            "params": {k: param_to_dict(p) for k, p in sorted(self.params.items())},
+            SPACE_MAX_EPOCHS: self.max_epochs,
+            SPACE_EVALS_PER_EPOCH: self.evals_per_epoch,
+            SPACE_PARAMS: {k: param_to_dict(p) for k, p in sorted(self.params.items())},
         }
 
     def baseline_params(self, config: TrainConfig) -> dict[str, Any]:
@@ -130,7 +128,7 @@ class SearchSpace:
         }
 
 
-BUDGET = ("max_epochs", "evals_per_epoch")  # the [budget] table: the same for every trial
+BUDGET = (SPACE_MAX_EPOCHS, SPACE_EVALS_PER_EPOCH)  # the [budget] table, as stored: the same for every trial
 NOT_SEARCHED = {*BUDGET, "seed"}
 
 
@@ -146,7 +144,9 @@ def validate(space: SearchSpace) -> None:
             raise SpaceError(f"{name} must be an integer of at least 1, got {value!r}")
     for name, p in space.params.items():
         if name not in kinds or name in NOT_SEARCHED:
-            raise SpaceError(f"unknown search parameter {name!r} (searchable: {', '.join(sorted(set(kinds) - NOT_SEARCHED))})")
+            raise SpaceError(
+                f"unknown search parameter {name!r} (searchable: {', '.join(sorted(set(kinds) - NOT_SEARCHED))})"
+            )
         if isinstance(p, (FloatDistribution, IntDistribution)):
             if not (math.isfinite(p.low) and math.isfinite(p.high)):
                 raise SpaceError(f"{name}: low and high must be finite numbers")
@@ -158,7 +158,11 @@ def validate(space: SearchSpace) -> None:
         for value in samples:
             _check_value(name, value, kinds[name])
     step = space.params.get("step_size")
-    longest = {IntDistribution: lambda p: p.high, CategoricalDistribution: lambda p: max(p.choices), Fixed: lambda p: p.value}
+    longest = {
+        IntDistribution: lambda p: p.high,
+        CategoricalDistribution: lambda p: max(p.choices),
+        Fixed: lambda p: p.value,
+    }
     if step is not None and longest[type(step)](step) > space.max_epochs:
         raise SpaceError(
             f"step_size reaches {longest[type(step)](step)} epochs but the budget is max_epochs = {space.max_epochs}: "
@@ -187,7 +191,9 @@ def _parse_param(name: str, spec: Any, current: Param | None, kind: type) -> Par
     keys = set(spec)
     allowed = {"low", "high", "log", "choices", "value"}
     if keys - allowed:
-        raise SpaceError(f"{name}: unknown key(s) {', '.join(sorted(keys - allowed))} (use low/high/log, choices or value)")
+        raise SpaceError(
+            f"{name}: unknown key(s) {', '.join(sorted(keys - allowed))} (use low/high/log, choices or value)"
+        )
     if "value" in spec:
         return Fixed(spec["value"])
     if "choices" in spec:
@@ -225,8 +231,8 @@ def load_space(path: Path | None, max_epochs: int | None = None, evals_per_epoch
     budget = doc.pop("budget", {})
     if not isinstance(budget, dict) or set(budget) - set(BUDGET):
         raise SpaceError(f"[budget] takes only {' and '.join(BUDGET)}")
-    epochs = max_epochs or budget.get("max_epochs", DEFAULT_MAX_EPOCHS)
-    evals = evals_per_epoch or budget.get("evals_per_epoch", DEFAULT_EVALS_PER_EPOCH)
+    epochs = max_epochs or budget.get(SPACE_MAX_EPOCHS, DEFAULT_MAX_EPOCHS)
+    evals = evals_per_epoch or budget.get(SPACE_EVALS_PER_EPOCH, DEFAULT_EVALS_PER_EPOCH)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:  # default_params needs it
         raise SpaceError(f"max_epochs must be an integer of at least 1, got {epochs!r}")
     params = default_params(epochs)  # step_size's default range follows the budget

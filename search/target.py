@@ -7,10 +7,13 @@ user's own data and machine with `calibrate`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from lenet.config import TrainConfig
 from lenet.data import DeviceData
-from lenet.train import TrainConfig, train
+from lenet.train import train
+from search.errors import RequestError
 
 DEFAULT_TARGET = 0.62
 BELOW_PLATEAU = 0.015
@@ -48,3 +51,18 @@ def calibrate(data: DeviceData, threads: int | None = None, config: TrainConfig 
     curve = [r.val_accuracy for r in result.history]
     plateau = plateau_of(curve)
     return Calibration(round(plateau - BELOW_PLATEAU, 4), plateau, curve, config, result.train_seconds)
+
+
+def parse_target(text: str | None) -> float | str | None:
+    """A target as given: a validation accuracy, 'auto', or None (the stored one, else the default)."""
+    if text is None or text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise RequestError(
+            f"the target must be a number in (0, 1) or 'auto', got {text!r}", subject="target_text"
+        ) from None
+    if not (0 < value < 1 and math.isfinite(value)):
+        raise RequestError(f"the target must be a validation accuracy in (0, 1), got {text}", subject="target_text")
+    return value

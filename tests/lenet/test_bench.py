@@ -4,7 +4,9 @@ from lenet.model import LeNet5, training_flops_per_image
 
 def test_benchmark_rows_and_speedups(synthetic_data, synthetic_archive, monkeypatch):
     monkeypatch.setenv("LENET_CACHE", str(synthetic_data.source) + ".cache")
-    rows = run_benchmark(synthetic_data, str(synthetic_archive), [32, 128], epochs=1, naive_batch_sizes=[32], num_workers=0)
+    rows = run_benchmark(
+        synthetic_data, str(synthetic_archive), [32, 128], epochs=1, naive_batch_sizes=[32], num_workers=0
+    )
     assert [(r.pipeline, r.batch_size) for r in rows] == [("engine", 32), ("naive", 32), ("engine", 128)]
     engine32, naive32, engine128 = rows
     assert engine32.speedup == naive32.epoch_seconds / engine32.epoch_seconds

@@ -1,39 +1,13 @@
-"""The step clock and the interpolated crossing of the target."""
+"""The step clock: measured per batch size with the loop's own step, and what a run's steps cost."""
 
 import math
 
 import pytest
 
 from lenet.clock import StepClock, StepCost, calibrate_clock
+from lenet.config import TrainConfig
 from lenet.errors import InputError
-from lenet.train import EvalRecord, TrainConfig, crossing, train
-
-
-def _record(epoch, seconds, acc, step=0):
-    return EvalRecord(epoch=epoch, step=step, images=step * 10, train_seconds=seconds, wall_seconds=seconds,
-                      lr=0.1, train_loss=1.0, train_accuracy=acc, val_loss=1.0, val_accuracy=acc)  # fmt: skip
-
-
-def test_the_crossing_is_interpolated_between_the_bracketing_evaluations():
-    history = [_record(0.5, 2.0, 0.40, 10), _record(1.0, 4.0, 0.56, 20), _record(1.5, 6.0, 0.64, 30)]
-    cross = crossing(history, 0.60)
-    assert cross.before is history[1] and cross.after is history[2] and cross.fraction == pytest.approx(0.5)
-    assert cross.interpolate(lambda r: r.train_seconds) == pytest.approx(5.0)
-    assert cross.interpolate(lambda r: r.epoch) == pytest.approx(1.25)
-    assert crossing(history, 0.70) is None
-    # Reached at the first evaluation: interpolated from the start (chance accuracy, 0 s).
-    first = crossing(history, 0.25)
-    assert first.before is None and first.interpolate(lambda r: r.train_seconds) == pytest.approx(2.0 * 0.15 / 0.30)
-
-
-def test_the_run_summary_uses_the_crossing():
-    config = TrainConfig(max_epochs=1)
-    from lenet.train import TrainResult
-
-    history = [_record(0.5, 2.0, 0.40, 10), _record(1.0, 4.0, 0.80, 20)]
-    s = TrainResult(config, history, "completed", "", None, "cpu", 2).summary(0.6)
-    assert s.seconds_to_target == pytest.approx(3.0) and s.epochs_to_target == pytest.approx(0.75)
-    assert s.images_to_target == 150
+from lenet.train import train
 
 
 def _clock(partial=0.5):

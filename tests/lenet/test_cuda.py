@@ -9,9 +9,11 @@ import torch
 from torch import nn
 
 from lenet.clock import calibrate_clock
+from lenet.config import TrainConfig
 from lenet.data import load_dataset
 from lenet.device import is_out_of_memory, policy_for
-from lenet.train import TrainConfig, evaluate, train
+from lenet.step import evaluate
+from lenet.train import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -26,7 +28,7 @@ def cuda_data(synthetic_archive, tmp_path_factory):
 def test_training_on_cuda_learns_like_the_cpu(cuda_data, synthetic_data):
     on_cuda = train(TrainConfig(**FAST), cuda_data)
     on_cpu = train(TrainConfig(**FAST), synthetic_data, threads=2)
-    assert on_cuda.device.startswith("cuda") and on_cuda.outcome == "completed"
+    assert on_cuda.device.startswith("cuda") and on_cuda.status == "completed"
     assert on_cuda.history[-1].val_accuracy > 0.8  # chance is 0.1
     # Same data, seed and schedule; other kernels (cuDNN's, TF32 convolutions) move the curve a little only.
     assert abs(on_cuda.history[-1].val_accuracy - on_cpu.history[-1].val_accuracy) < 0.06

@@ -11,6 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import lenet.device
 import lenet.train
+from lenet.config import TrainConfig
 from lenet.device import (
     DevicePolicy,
     accelerator_count,
@@ -20,7 +21,7 @@ from lenet.device import (
     warm_up,
     worker_device,
 )
-from lenet.train import TrainConfig, train
+from lenet.train import train
 
 SHORT = TrainConfig(batch_size=64, lr=0.01, momentum=0.9, step_size=3, gamma=0.5, max_epochs=2, evals_per_epoch=2)
 

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 import lenet.data as data_mod
+from lenet.config import TrainConfig
 from lenet.data import load_dataset, load_raw
 from lenet.sources import CLASSES
-from lenet.train import TrainConfig, train
+from lenet.train import train
 
 pytestmark = pytest.mark.real_data
 
@@ -52,5 +53,5 @@ def test_real_cache_is_reused(real_archive, real_cache, monkeypatch):
 
 def test_one_epoch_on_real_data_reaches_40_percent(real):
     result = train(TrainConfig(lr=0.05, momentum=0.9, batch_size=128, max_epochs=1), real)
-    assert result.outcome == "completed"
+    assert result.status == "completed"
     assert result.history[0].val_accuracy >= 0.40

@@ -5,14 +5,17 @@ import math
 import pytest
 import torch
 
-from lenet.train import EvalRecord, TrainConfig, TrainingRun, crossing, evaluate, train
+from lenet.config import TrainConfig
+from lenet.curve import EvalRecord, first_crossing
+from lenet.step import evaluate
+from lenet.train import TrainingRun, train
 
 FAST = dict(batch_size=64, lr=0.01, momentum=0.9, step_size=3, gamma=0.5, max_epochs=4)
 
 
 def test_learns_well_above_chance(synthetic_data):
     result = train(TrainConfig(**FAST), synthetic_data, threads=2)
-    assert result.outcome == "completed"
+    assert result.status == "completed"
     assert len(result.history) == 4
     assert result.history[-1].val_accuracy > 0.8  # chance is 0.1
     _, test_acc = evaluate(result.model, synthetic_data.test_x, synthetic_data.test_y)
@@ -57,12 +60,12 @@ def test_a_paused_run_goes_on_as_if_it_never_paused(synthetic_data):
     for _ in range(3):
         paused.advance()
     between = train(TrainConfig(**{**FAST, "max_epochs": 1, "seed": 9}), synthetic_data)  # other work meanwhile
-    assert between.outcome == "completed"
+    assert between.status == "completed"
     while paused.advance() is not None:
         pass
     resumed = [{k: v for k, v in r.to_dict().items() if k not in timing} for r in paused.history]
     assert resumed == straight and len(resumed) == 6
-    assert paused.advance() is None and paused.result().outcome == "completed"
+    assert paused.advance() is None and paused.result().status == "completed"
     # The pause counts on neither clock: the run's seconds are its own steps' and evaluations'.
     assert paused.history[-1].wall_seconds < paused.history[-1].train_seconds + between.history[-1].wall_seconds
 
@@ -75,13 +78,13 @@ def test_callback_can_stop_with_a_reason(synthetic_data):
         return "enough" if record.epoch >= 2 else None
 
     result = train(TrainConfig(**FAST), synthetic_data, on_eval=stop_at_two)
-    assert result.outcome == "stopped" and result.reason == "enough"
+    assert result.status == "stopped" and result.reason == "enough"
     assert len(result.history) == 2 and seen == result.history
 
 
 def test_divergence_is_an_outcome_not_an_exception(synthetic_data):
     result = train(TrainConfig(**{**FAST, "lr": 1e8, "momentum": 0.0}), synthetic_data)
-    assert result.outcome == "diverged"
+    assert result.status == "diverged"
     assert "loss became" in result.reason
     assert len(result.history) == 1
 
@@ -93,10 +96,10 @@ def test_augmentation_path_trains(synthetic_data):
 
 def test_the_first_evaluation_at_the_target(synthetic_data):
     result = train(TrainConfig(**FAST), synthetic_data)
-    reached = crossing(result.history, 0.5).after
+    reached = first_crossing(result.history, 0.5).after
     assert reached is not None and reached.val_accuracy >= 0.5
     assert all(r.val_accuracy < 0.5 for r in result.history[: result.history.index(reached)])
-    assert crossing(result.history, 1.01) is None
+    assert first_crossing(result.history, 1.01) is None
 
 
 def test_thread_count_is_applied(synthetic_data):

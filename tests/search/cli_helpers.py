@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from click.testing import CliRunner
 
-from search.cli import cli
+from search.cli.main import cli
 
 
 @dataclass

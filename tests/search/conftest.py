@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +8,6 @@ import pytest
 
 from lenet.clock import calibrate_clock
 from lenet.data import load_dataset
-
 from tests.search.cli_helpers import run_cli
 from tests.synthetic import tar_gz, write_python_batches
 
@@ -30,8 +28,23 @@ class Tiny:
     clock: Path  # a step clock measured once for the session, reused by every study
 
     def optimize_args(self, storage: str, *extra: str) -> list[str]:
-        return ["optimize", "--data", str(self.archive), "--val-size", "200", "--space", str(self.space),
-                "--storage", storage, "--target", "0.6", "--quiet", "--clock-from", str(self.clock), *extra]  # fmt: skip
+        return [
+            "optimize",
+            "--data",
+            str(self.archive),
+            "--val-size",
+            "200",
+            "--space",
+            str(self.space),
+            "--storage",
+            storage,
+            "--target",
+            "0.6",
+            "--quiet",
+            "--clock-from",
+            str(self.clock),
+            *extra,
+        ]
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
 import optuna
 import pytest
-
-from lenet.train import TrainConfig
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from lenet.config import TrainConfig
 from search.space import Fixed, SpaceError, load_space
 
 
@@ -26,7 +25,10 @@ def test_step_size_follows_the_epoch_budget():
 
 
 def test_toml_narrows_fixes_and_widens(tmp_path):
-    space = load_space(_write(tmp_path, """
+    space = load_space(
+        _write(
+            tmp_path,
+            """
 lr = { low = 0.005, high = 0.1 }
 momentum = 0.9
 [batch_size]
@@ -37,7 +39,9 @@ high = 0.001
 [budget]
 max_epochs = 8
 evals_per_epoch = 4
-"""))
+""",
+        )
+    )
     assert space.params["lr"] == FloatDistribution(0.005, 0.1, log=True)  # keeps the default's log scale
     assert space.params["momentum"] == Fixed(0.9)
     assert space.params["batch_size"] == CategoricalDistribution((128, 256))
@@ -95,11 +99,15 @@ def test_space_round_trips_to_a_stable_dict(tmp_path):
 
 
 def test_baseline_params_are_the_defaults_that_lie_inside_the_space(tmp_path):
-    from lenet.train import TrainConfig
+    from lenet.config import TrainConfig
 
     assert load_space(None).baseline_params(TrainConfig()) == {
-        "lr": 0.05, "step_size": 4, "gamma": 0.3, "momentum": 0.9, "batch_size": 128,
-    }  # fmt: skip
+        "lr": 0.05,
+        "step_size": 4,
+        "gamma": 0.3,
+        "momentum": 0.9,
+        "batch_size": 128,
+    }
     f = tmp_path / "s.toml"
     f.write_text("lr = { low = 0.001, high = 0.01 }\nmomentum = 0.95\n[batch_size]\nchoices = [64, 256]\n")
     # lr 0.05 and batch 128 lie outside: the sampler draws them; a fixed momentum is not a parameter.

@@ -1,0 +1,1 @@
+"""The study's clock: pricing a run's steps, where the step clock comes from, whether it holds."""

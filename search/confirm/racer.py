@@ -1,0 +1,257 @@
+"""Confirming the winner on fresh seeds: the best few candidates raced over common seeds.
+
+Each search trial trains its schedule once, on the study's seed, so the search's best is one
+draw (docs/search.md, "Confirmation on fresh seeds"). After the search, the best `top`
+candidates (completed trials by time to target, and near misses the cannot-win rule capped, by
+their cap) are trained again on `seeds` fresh seeds, the same seeds for every candidate (common
+random numbers), and raced as SMAC's intensification and irace do:
+
+- the incumbent (the search's best) runs on every seed, in lockstep (the run with the least
+  training so far takes its next evaluation) until its median is exact: runs still going then
+  lie above the median's middle values and stop there, suspended;
+- a challenger runs seed by seed with a cap, the incumbent's time on that seed: once it has
+  trained that long without reaching the target it cannot beat the incumbent there, and it
+  stops (its time is then only known to be at least the cap);
+- a challenger drops as soon as it cannot win on the median, even if every seed it has still
+  to run were instant;
+- a challenger whose median (of its bounds) is better has its capped seeds run again only as
+  far as the ranking needs, lowest bound first, and stops as soon as it is decided: once its
+  median is better even with every capped seed never reaching the target, it becomes the
+  incumbent; once it is no better even with every capped seed reaching it at its bound, it
+  drops. Each such rerun is capped where its time stops mattering: with the incumbent's
+  median M, at M for an odd number of seeds, and at 2M - m for an even one (m the smallest of
+  the challenger's other times: a middle value of 2M - m or more puts the median at M or
+  more);
+- a new incumbent's capped seeds then run on until its median is exact (it is what the race
+  reports and what the next challenger must beat), each only until it lies above the middle.
+
+A rerun continues the capped run where it stopped (it was left suspended), so no step is
+trained twice. Capped runs that neither the ranking nor the median needed leave the range
+open at the top ("more than").
+
+Candidates are ranked by their median time to target in the study's clock. Every finished
+run is stored in the study at once (`StudyRecord`'s confirmation), so an interrupted
+confirmation resumes where it stopped, and `--trials` counts search trials only.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import replace
+
+import optuna
+
+from lenet.clock import StepClock
+from lenet.data import DeviceData
+from lenet.train import TrainingRun
+from search.clock.pricing import clock_seconds, time_to_target
+from search.confirm.race import DEFAULT_SEEDS, DEFAULT_TOP, SEED_OFFSET, Confirmation, SeedRun, confirmation_of
+from search.records.keys import STUDY_CONFIRMATION
+from search.records.study import study_record
+from search.records.trial import TrialRecord
+from search.sampling.capped import capped_value
+from search.study.queries import completed
+
+
+def candidates(study: optuna.Study, top: int) -> list[int]:
+    """The best `top` trials: completed ones by time to target, then capped near misses by
+    their cap (a lower bound on their time), merged in that order of value."""
+    trials = study.get_trials(deepcopy=False)
+    ranked = [(t.value, 0, t.number) for t in completed(trials)]
+    ranked += [(cap, 1, t.number) for t in trials if (cap := capped_value(t)) is not None]
+    return [number for _, _, number in sorted(ranked)[:top]]
+
+
+RunCallback = Callable[[SeedRun], None]
+
+
+def confirm(
+    study: optuna.Study,
+    data: DeviceData,
+    *,
+    top: int = DEFAULT_TOP,
+    n_seeds: int = DEFAULT_SEEDS,
+    threads: int | None = None,
+    on_run: RunCallback | None = None,
+) -> Confirmation | None:
+    """Race the study's best `top` candidates over `n_seeds` fresh seeds (see the module
+    docstring), resuming a stored race. Returns None when there is no candidate."""
+    record = study_record(study)
+    if record is None or top < 1 or n_seeds < 1:
+        return None
+    chosen = candidates(study, top)
+    if not chosen:
+        return None
+    stored = confirmation_of(study)
+    seeds = [record.seed + SEED_OFFSET + i for i in range(n_seeds)]
+    if stored and stored.candidates == chosen and stored.seeds == seeds:
+        race = stored
+    else:  # new search trials (or other settings) since: race again, keeping the exact runs
+        keep = [r for r in (stored.runs if stored else []) if r.exact and r.trial in chosen and r.seed in seeds]
+        race = Confirmation(seeds, chosen, runs=keep)
+    if race.done:
+        return race
+    _Racer(study, race, data, record.step_clock(), record.target, threads, on_run).run()
+    return race
+
+
+def _close(value: float, other: float) -> str:
+    """`value` with one decimal, or two where one would print it equal to `other`."""
+    return f"{value:.1f}" if f"{value:.1f}" != f"{other:.1f}" or value == other else f"{value:.2f}"
+
+
+class _Racer:
+    def __init__(
+        self,
+        study: optuna.Study,
+        race: Confirmation,
+        data: DeviceData,
+        clock: StepClock | None,
+        target: float,
+        threads: int | None,
+        on_run: RunCallback | None,
+    ) -> None:
+        self.study, self.race, self.data, self.clock = study, race, data, clock
+        self.target, self.threads, self.on_run = target, threads, on_run
+        self.configs = {t.number: TrialRecord.of(t).config for t in study.get_trials(deepcopy=False)}
+        self.suspended: dict[tuple[int, int], TrainingRun] = {}  # (trial, seed): runs paused at a cap
+
+    def run(self) -> None:
+        race = self.race
+        if race.incumbent is None:
+            race.incumbent = race.candidates[0]
+        self._run_incumbent(race.incumbent)
+        for challenger in race.candidates:
+            if challenger == race.incumbent or challenger in race.dropped:
+                continue
+            self._challenge(challenger)
+        race.done = True
+        self._save()
+
+    def _challenge(self, challenger: int) -> None:
+        race = self.race
+        for i, seed in enumerate(race.seeds):
+            cap = race.run_of(race.incumbent, seed).lower_bound
+            self._ensure(challenger, seed, cap=None if math.isinf(cap) else cap)
+            # Optimistic: every seed still to run instant. If even so its median is no better, it drops.
+            bounds = [r.lower_bound for r in race.runs_of(challenger)] + [0.0] * (len(race.seeds) - i - 1)
+            if statistics.median(bounds) >= race.median(race.incumbent):
+                race.dropped[challenger] = (
+                    f"cannot win on the median after {i + 1} of {len(race.seeds)} seeds "
+                    f"(at least {statistics.median(bounds):.1f} s against {race.median(race.incumbent):.1f} s)"
+                )
+                self._save()
+                return
+        # Better on the median of its bounds: its capped seeds run again as far as the ranking needs.
+        target = race.median(race.incumbent)
+        while (wins := race.beats(challenger, target)) is None:
+            seed, cap = race.next_rerun(challenger, target)
+            self._ensure(challenger, seed, cap=cap, bounded=True)  # replaces the capped run
+        if wins:
+            race.dropped[race.incumbent] = f"beaten on the median by trial {challenger}"
+            race.incumbent = challenger
+            # The winner's median is what the race reports and the next challenger must beat:
+            # its capped seeds run again until it is exact (each only until it lies above the middle).
+            while not race.median_decided(challenger):
+                seed, cap = race.next_to_settle(challenger)
+                self._ensure(challenger, seed, cap=cap, bounded=True)
+        else:
+            mine = race.median(challenger)
+            race.dropped[challenger] = (
+                f"no better on the median once its capped seeds ran again "
+                f"(at least {_close(mine, target)} s against {_close(target, mine)} s)"
+            )
+        self._save()
+
+    def _run_incumbent(self, trial: int) -> None:
+        """The incumbent on every seed, in lockstep: the run with the least training so far takes
+        its next evaluation, until the median is exact. The runs still going then lie above the
+        median's middle values (they have trained longer than those took); they stop there, at
+        that bound, suspended, and the range stays open at the top ("more than")."""
+        race = self.race
+        if len(race.runs_of(trial)) == len(race.seeds) and race.median_decided(trial):
+            return
+        live = {s: self._start(trial, s) for s in race.seeds if (r := race.run_of(trial, s)) is None or not r.exact}
+
+        def trained(seed: int) -> float:
+            return self._trained(live[seed])
+
+        def settled() -> bool:
+            done = [r.lower_bound for r in race.runs_of(trial) if r.exact]
+            at_least = done + [trained(s) for s in live]
+            return statistics.median(at_least) == statistics.median(done + [math.inf] * len(live))
+
+        # Every run takes its first evaluation before the median can be settled: an unstarted run
+        # has no bound of its own to stop at.
+        while live and (not all(run.history for run in live.values()) or not settled()):
+            seed = min(live, key=lambda s: (trained(s), s))
+            record = live[seed].advance()
+            if record is None or record.val_accuracy >= self.target:  # reached, or out of budget
+                self._store(self._result(trial, seed, live.pop(seed), cap=None))
+        for seed, run in live.items():
+            self.suspended[(trial, seed)] = run
+            self._store(replace(self._result(trial, seed, run, cap=trained(seed)), bounded=True))
+
+    def _start(self, trial: int, seed: int) -> TrainingRun:
+        """`trial`'s run on `seed`: the one left suspended at a cap, else a new one."""
+        run = self.suspended.pop((trial, seed), None)
+        if run is None:
+            run = TrainingRun(replace(self.configs[trial], seed=seed), self.data, threads=self.threads)
+        return run
+
+    def _store(self, run: SeedRun) -> None:
+        """Keep `run` (replacing a capped run of the same trial and seed), save, report."""
+        stale = self.race.run_of(run.trial, run.seed)
+        if stale is not None:
+            self.race.runs.remove(stale)
+        self.race.runs.append(run)
+        self._save()
+        if self.on_run is not None:
+            self.on_run(run)
+
+    def _ensure(self, trial: int, seed: int, cap: float | None, bounded: bool = False) -> None:
+        """Run `trial` on `seed` unless a run that answers the same question is stored."""
+        done = self.race.run_of(trial, seed)
+        if done is not None and (done.exact or (cap is not None and done.cap is not None and done.cap >= cap)):
+            return
+        run = self._train(trial, seed, cap)
+        self._store(replace(run, bounded=True) if bounded else run)
+
+    def _train(self, trial: int, seed: int, cap: float | None) -> SeedRun:
+        """Train `trial`'s schedule on `seed` until it reaches the target, reaches `cap` in the
+        study's clock, or spends its budget. A run stopped at its cap is kept suspended: should
+        the ranking need more of it, it continues from there instead of training again."""
+        run = self._start(trial, seed)
+
+        def at_cap() -> bool:
+            return cap is not None and bool(run.history) and self._trained(run) >= cap
+
+        reached = bool(run.history) and run.history[-1].val_accuracy >= self.target
+        while not reached and not at_cap() and (record := run.advance()) is not None:
+            reached = record.val_accuracy >= self.target
+        result = self._result(trial, seed, run, cap)
+        if result.stopped_at_cap:
+            self.suspended[(trial, seed)] = run
+        return result
+
+    def _result(self, trial: int, seed: int, run: TrainingRun, cap: float | None) -> SeedRun:
+        """What `run` says so far: its time to target, or that it trained `cap` without reaching it."""
+        reached = time_to_target(run.history, self.target, run.config, self.clock)
+        return SeedRun(
+            trial=trial,
+            seed=seed,
+            seconds=reached.clock_seconds if reached else None,
+            cap=cap,
+            stopped_at_cap=reached is None and cap is not None and bool(run.history) and self._trained(run) >= cap,
+            measured=reached.measured_seconds if reached else None,
+            epochs=run.history[-1].epoch if run.history else 0.0,
+        )
+
+    def _trained(self, run: TrainingRun) -> float:
+        """The run's training so far in the study's clock."""
+        return clock_seconds(self.clock, run.config, run.history[-1]) if run.history else 0.0
+
+    def _save(self) -> None:
+        self.study.set_user_attr(STUDY_CONFIRMATION, self.race.to_dict())

@@ -1,0 +1,182 @@
+"""What a trial stores, as typed records; every trial attribute key and curve-point key is here.
+
+A trial's user attributes are written by the objective alone, in three steps: its setup when
+training starts (`TrialSetup`), its learning curve at every evaluation (`write_curve`; the
+pruner reads it), and how it ended (`TrialResult`, or `write_failure`). Every other module
+reads them through `TrialRecord.of(trial)` or `curve_of(trial)`, never by key, as Optuna keeps
+its own stored keys as constants of the module that writes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from lenet.config import TrainConfig
+from lenet.curve import EvalRecord
+from search.records.keys import (
+    BASELINE,
+    BEST_VAL_ACCURACY,
+    CAPPED_AT,
+    CLOCK_SECONDS,
+    CONFIG,
+    CURVE,
+    DATA_CHECKSUM,
+    DEVICE,
+    EPOCHS,
+    EPOCHS_TO_TARGET,
+    IMAGES_TO_TARGET,
+    MEASURED_SECONDS_TO_TARGET,
+    OUTCOME,
+    POINT_CLOCK_SECONDS,
+    POINT_IMAGES,
+    REASON,
+    SECONDS_TO_TARGET,
+    SEED,
+    TARGET,
+    THREADS,
+    TRAIN_SECONDS,
+    VERSIONS,
+)
+from search.records.upgrade import upgrade_curve, upgrade_trial
+
+CurvePoint = Mapping[str, float]
+
+
+def curve_point(record: EvalRecord, clock_seconds: float) -> dict[str, float]:
+    """The stored point of an evaluation: its record and its training in the study's clock."""
+    return {**record.to_dict(), POINT_CLOCK_SECONDS: clock_seconds}
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What a trial records when it starts training."""
+
+    config: TrainConfig
+    target: float
+    device: str
+    threads: int
+    data_checksum: str
+    versions: dict[str, str]
+    baseline: bool = False
+
+    def write(self, trial: optuna.Trial) -> None:
+        values: dict[str, Any] = {
+            CONFIG: self.config.to_dict(),
+            TARGET: self.target,
+            SEED: self.config.seed,
+            DEVICE: self.device,
+            THREADS: self.threads,
+            DATA_CHECKSUM: self.data_checksum,
+            VERSIONS: self.versions,
+        }
+        if self.baseline:
+            values[BASELINE] = True
+        for key, value in values.items():
+            trial.set_user_attr(key, value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialResult:
+    """How a trial ended: its figures against the target, the outcome and its reason. (The
+    defaults are what a trial that never ended so reads back as.)"""
+
+    best_val_accuracy: float | None = None
+    epochs: float = 0.0
+    measured_seconds: float = 0.0  # training, evaluation excluded
+    clock_seconds: float = 0.0  # the same training in the study's clock
+    clock_seconds_to_target: float | None = None  # None: the target was not reached
+    measured_seconds_to_target: float | None = None
+    epochs_to_target: float | None = None
+    images_to_target: int | None = None
+    capped_at: float | None = None
+    outcome: str | None = None
+    reason: str = ""
+
+    _KEYS = dict(
+        best_val_accuracy=BEST_VAL_ACCURACY,
+        epochs=EPOCHS,
+        measured_seconds=TRAIN_SECONDS,
+        clock_seconds=CLOCK_SECONDS,
+        clock_seconds_to_target=SECONDS_TO_TARGET,
+        measured_seconds_to_target=MEASURED_SECONDS_TO_TARGET,
+        epochs_to_target=EPOCHS_TO_TARGET,
+        images_to_target=IMAGES_TO_TARGET,
+        capped_at=CAPPED_AT,
+        outcome=OUTCOME,
+        reason=REASON,
+    )
+
+    def write(self, trial: optuna.Trial) -> None:
+        for f in fields(TrialResult):
+            trial.set_user_attr(TrialResult._KEYS[f.name], getattr(self, f.name))
+
+    @staticmethod
+    def read(attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """The result's fields as stored in `attrs` (absent ones at their defaults)."""
+        return {f.name: attrs.get(TrialResult._KEYS[f.name], f.default) for f in fields(TrialResult)}
+
+
+def write_curve(trial: optuna.Trial, curve: list[dict[str, float]]) -> None:
+    trial.set_user_attr(CURVE, curve)
+
+
+def write_failure(trial: optuna.Trial, outcome: str, reason: str) -> None:
+    """A trial that ends FAIL (out of memory, interrupted, surplus): why, and nothing more."""
+    trial.set_user_attr(OUTCOME, outcome)
+    trial.set_user_attr(REASON, reason)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialRecord(TrialResult):
+    """Everything a trial stores, read back: how it ended (TrialResult's fields) and what it
+    trained. Fields a trial never wrote (it failed before training) are None, empty or False."""
+
+    number: int
+    state: TrialState
+    value: float | None  # seconds to target, for a COMPLETE trial only (a pruned trial's is no time)
+    params: dict[str, Any]
+    config: TrainConfig | None
+    target: float | None
+    seed: int | None
+    device: str | None
+    threads: int | None
+    data_checksum: str | None
+    versions: dict[str, str]
+    baseline: bool
+    curve: list[CurvePoint]
+
+    @classmethod
+    def of(cls, trial: FrozenTrial) -> TrialRecord:
+        a = upgrade_trial(trial.user_attrs)
+        config = a.get(CONFIG)
+        return cls(
+            number=trial.number,
+            state=trial.state,
+            value=trial.value if trial.state == TrialState.COMPLETE else None,
+            params=dict(trial.params),
+            config=TrainConfig.from_dict(config) if config else None,
+            target=a.get(TARGET),
+            seed=a.get(SEED),
+            device=a.get(DEVICE),
+            threads=a.get(THREADS),
+            data_checksum=a.get(DATA_CHECKSUM),
+            versions=dict(a.get(VERSIONS) or {}),
+            baseline=bool(a.get(BASELINE, False)),
+            curve=list(a.get(CURVE) or []),
+            **TrialResult.read(a),
+        )
+
+    @property
+    def images(self) -> int:
+        """Training images the trial went through."""
+        return int(self.curve[-1][POINT_IMAGES]) if self.curve else 0
+
+
+def curve_of(trial: FrozenTrial) -> list[CurvePoint]:
+    """Just the learning curve: the pruner reads it for every peer at every evaluation."""
+    return upgrade_curve(trial.user_attrs.get(CURVE) or [])

@@ -1,0 +1,109 @@
+"""`lenet-search optimize` as one library call: prepare the study, run its trials (here or
+in worker processes), and return how it went."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lenet.data import load_dataset, release
+from lenet.device import policy_for
+from search.confirm.race import Confirmation, SeedRun
+from search.confirm.racer import confirm
+from search.records.trial import TrialRecord
+from search.run.prepare import Hook, Prepared, prepare
+from search.run.spec import OptimizeRequest, TrialNote
+from search.run.workers import Interrupted, TrialCallback, quiet_optuna, run_trials, run_workers
+from search.study.queries import best_completed, count_states, finished_count
+from search.study.storage import close_storage
+
+INTERRUPT_CODES = (130, 143)  # a worker ended by SIGINT or SIGTERM
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    """How an `optimize` run ended."""
+
+    request: OptimizeRequest
+    target: float
+    counts: dict[str, int]  # the study's trials by state
+    wall_seconds: float
+    best: TrialRecord | None  # the fastest trial to the target, None if none reached it
+    interrupted: int | None = None  # the exit code for the signal that stopped the run (130, 143)
+    worker_codes: tuple[int, ...] = ()  # exit codes of worker processes (--jobs > 1)
+    confirmation: Confirmation | None = None  # the race of the best candidates on fresh seeds
+    confirm_seconds: float = 0.0  # wall time of the confirmation (part of wall_seconds)
+
+    @property
+    def workers_failed(self) -> bool:
+        return any(c != 0 for c in self.worker_codes) and self.interrupted is None
+
+
+def optimize(
+    request: OptimizeRequest,
+    *,
+    on_calibrate: Hook = None,
+    on_clock: Hook = None,
+    on_start: Callable[[Prepared], None] | None = None,
+    on_trial: TrialCallback | None = None,
+    on_confirm: Callable[[SeedRun], None] | None = None,
+    trial_note: TrialNote | None = None,
+) -> OptimizeResult:
+    """Run the study to `request.n_trials` finished trials. Input the user can fix raises an
+    InputError before anything is written; an interruption is returned, not raised."""
+    quiet_optuna()
+    prepared = prepare(request, on_calibrate, on_clock, trial_note)
+    try:
+        if on_start is not None:
+            on_start(prepared)
+        return _run(prepared, on_trial, on_confirm)
+    finally:
+        close_storage(prepared.storage)
+
+
+def _run(
+    prepared: Prepared, on_trial: TrialCallback | None, on_confirm: Callable[[SeedRun], None] | None
+) -> OptimizeResult:
+    spec, study = prepared.spec, prepared.study
+    started = time.monotonic()
+    interrupted, codes, race, confirm_started = None, (), None, None
+    try:
+        if spec.jobs == 1:
+            run_trials(spec, spec.placements[0], study, on_trial)
+        else:
+            # The workers load their own copies; this process only watches.
+            release(spec.device)
+            policy_for(spec.device).release_memory()
+            codes = tuple(run_workers(spec, study, on_trial))
+            stopped = [c for c in codes if c in INTERRUPT_CODES]
+            interrupted = stopped[0] if stopped else None
+        finished, _ = finished_count(study)
+        if interrupted is None and not any(codes) and finished >= spec.n_trials:
+            confirm_started = time.monotonic()
+            race = _confirm(prepared, on_confirm)
+    except Interrupted as exc:
+        interrupted = exc.exit_code
+    except KeyboardInterrupt:
+        interrupted = 130
+    best = best_completed(study.get_trials(deepcopy=False))
+    return OptimizeResult(
+        request=prepared.request,
+        target=spec.target,
+        counts=count_states(study.get_trials(deepcopy=False)),
+        wall_seconds=time.monotonic() - started,
+        best=TrialRecord.of(best) if best else None,
+        interrupted=interrupted,
+        worker_codes=codes,
+        confirmation=race,
+        confirm_seconds=time.monotonic() - confirm_started if confirm_started else 0.0,
+    )
+
+
+def _confirm(prepared: Prepared, on_run: Callable[[SeedRun], None] | None) -> Confirmation | None:
+    """Race the best candidates on fresh seeds in this process, with all its cores."""
+    r, spec, at = prepared.request, prepared.spec, prepared.confirm_at
+    if r.confirm_top < 1:
+        return None
+    data = load_dataset(spec.data, at.device, val_size=spec.val_size)
+    return confirm(prepared.study, data, top=r.confirm_top, n_seeds=r.confirm_seeds, threads=at.threads, on_run=on_run)

@@ -1,0 +1,205 @@
+"""Preparing an `optimize` run: storage, data, target, clock and the study, checked before any
+trial starts, so that refused input writes nothing to the study."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import torch
+from optuna.storages import RDBStorage
+
+from lenet.clock import calibrate_clock
+from lenet.config import TrainConfig
+from lenet.data import DeviceData, load_dataset
+from lenet.device import accelerator_count, hardware, resolve_device
+from lenet.errors import blame
+from search.clock.source import check_fits, clock_settings, load_clock
+from search.errors import ClockError, RequestError, StudyError
+from search.pruning.factory import make_pruner
+from search.records.provenance import now_text
+from search.records.study import StudyRecord
+from search.run.spec import OptimizeRequest, Placement, TrialNote, WorkerSpec, confirm_placement, worker_placements
+from search.space import SearchSpace, load_space
+from search.study.opening import open_study, stored_record
+from search.study.storage import close_storage, make_storage
+from search.target import DEFAULT_TARGET, calibrate, parse_target
+
+Hook = Callable[[], None] | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    request: OptimizeRequest
+    spec: WorkerSpec
+    study: optuna.Study  # this process's, with the sampler and pruner built once
+    storage: RDBStorage  # this process's only storage; close it (search.study.storage.close_storage) when done
+    record: StudyRecord  # as stored
+    confirm_at: Placement  # where the confirmation race trains
+    notes: list[str]  # warnings for the user (another thread count or data set)
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """The request's inputs, checked and loaded."""
+
+    target: float | str | None  # a number, 'auto' or None (see search.target.parse_target)
+    space: SearchSpace
+    device: torch.device
+    placements: tuple[Placement, ...]
+    data: DeviceData
+
+    @property
+    def threads(self) -> int | None:
+        """Each worker's torch threads: what the study's clock and calibrations are measured with."""
+        return self.placements[0].threads
+
+
+def prepare(
+    request: OptimizeRequest, on_calibrate: Hook = None, on_clock: Hook = None, trial_note: TrialNote | None = None
+) -> Prepared:
+    """Check the request and open its study. `on_calibrate` is called before `--target auto`
+    trains its reference schedule, `on_clock` before the step clock is measured; `trial_note`
+    annotates every finished trial."""
+    r = request
+    target = parse_target(r.target_text)
+    with blame("space_file"):
+        space = load_space(r.space_file, r.max_epochs, r.evals_per_epoch)
+    with blame("device"):
+        device = resolve_device(r.device)
+    with blame("data"):
+        data = load_dataset(r.data, device, val_size=r.val_size)  # bad data fails before a database is created
+    setting = _Setting(target, space, device, worker_placements(device, r.jobs), data)
+    with blame("storage_url"):
+        storage = make_storage(r.storage_url)
+    try:
+        return _open(r, setting, storage, on_calibrate, on_clock, trial_note)
+    except BaseException:
+        close_storage(storage)
+        raise
+
+
+def _open(
+    r: OptimizeRequest,
+    setting: _Setting,
+    storage: RDBStorage,
+    on_calibrate: Hook,
+    on_clock: Hook,
+    trial_note: TrialNote | None,
+) -> Prepared:
+    stored = stored_record(storage, r.study_name)
+    clock, table = _resolve_clock(r, stored, setting, storage, on_clock)
+    value, source, explicit = _resolve_target(setting, stored, on_calibrate)
+    wanted = StudyRecord(
+        target=value,
+        target_source=source,
+        space=setting.space.to_dict(),
+        device=str(setting.device),
+        threads=setting.threads or 1,  # accelerator studies have stored 1 since the first version
+        data_checksum=setting.data.checksum,
+        seed=r.seed,
+        created=now_text(),
+        baseline=setting.space.baseline_params(TrainConfig()) if r.baseline else None,
+        hardware=hardware(setting.device),
+        jobs=r.jobs,
+        clock=clock,
+        clock_table=table,
+    )
+    study, notes = open_study(
+        r.study_name,
+        storage,
+        wanted,
+        sampler=r.sampler,
+        seed=r.seed,
+        pruner=make_pruner(r.pruner, value),
+        explicit_target=explicit,
+    )
+    spec = WorkerSpec(
+        study_name=r.study_name,
+        storage_url=r.storage_url,
+        n_trials=r.n_trials,
+        target=value,
+        space=setting.space,
+        sampler=r.sampler,
+        pruner=r.pruner,
+        seed=r.seed,
+        data=r.data,
+        device=str(setting.device),
+        val_size=r.val_size,
+        placements=setting.placements,
+        timeout=r.timeout,
+        trial_note=trial_note,
+    )
+    return Prepared(
+        request=r,
+        spec=spec,
+        study=study,
+        storage=storage,
+        record=stored or wanted,
+        confirm_at=confirm_placement(setting.device, r.jobs),
+        notes=notes + shared_device_notes(setting.device, r.jobs),
+    )
+
+
+def _resolve_target(setting: _Setting, stored: StudyRecord | None, on_calibrate: Hook) -> tuple[float, str, bool]:
+    """(target, where it came from, whether it was given explicitly)."""
+    target = setting.target
+    if isinstance(target, float):
+        return target, "given with --target", True
+    if target == "auto" and stored is None:
+        if on_calibrate:
+            on_calibrate()
+        calibration = calibrate(setting.data, threads=setting.threads or 1)
+        return calibration.target, calibration.note, False
+    if stored is not None:
+        return stored.target, "stored", False  # 'auto' was calibrated when the study was created
+    return DEFAULT_TARGET, "default: measured saturation plateau less 1.5 points", False
+
+
+def _resolve_clock(
+    r: OptimizeRequest, stored: StudyRecord | None, setting: _Setting, storage: RDBStorage, on_clock: Hook
+) -> tuple[str, dict[str, Any] | None]:
+    """(clock kind, step-clock table) for the study: the stored ones when it exists, else the
+    one asked for, reused from `clock_from` or measured now."""
+    given = load_clock(r.clock_from, storage) if r.clock_from else None
+    if stored is not None:
+        if r.clock is not None and r.clock != stored.clock:
+            raise StudyError(
+                f"study {r.study_name!r} keeps its seconds in the {stored.clock} clock, not the {r.clock} one; "
+                "use another study name",
+                subject="clock",
+            )
+        if given is not None and given.to_dict() != stored.clock_table:
+            raise ClockError(
+                f"study {r.study_name!r} has its own step clock, not the one in {r.clock_from}; leave it out to "
+                "reopen the study",
+                subject="clock_from",
+            )
+        return stored.clock, stored.clock_table
+    kind = r.clock or "calibrated"
+    if kind == "measured":
+        if given is not None:
+            raise RequestError("a step clock was given, which the measured clock does not use", subject="clock_from")
+        return kind, None
+    if given is None:
+        if on_clock:
+            on_clock()
+        batch_sizes, augments = clock_settings(setting.space)
+        given = calibrate_clock(setting.data, batch_sizes, augments, threads=setting.threads or 1)
+    check_fits(given, setting.space, len(setting.data.train_x), r.clock_from)
+    return kind, given.to_dict()
+
+
+def shared_device_notes(device: torch.device, jobs: int) -> list[str]:
+    """A warning when several workers would share one accelerator."""
+    if device.type == "cpu" or jobs == 1:
+        return []
+    cards = 1 if device.index is not None else accelerator_count(device.type)
+    if jobs <= cards:
+        return []
+    return [
+        f"{jobs} workers share {cards} {device.type} device(s): trials that run side by side on one device "
+        "slow each other down, so their seconds are not comparable with a lone trial's"
+    ]

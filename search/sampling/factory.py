@@ -1,0 +1,45 @@
+"""The samplers a study can use, by name, built here and only here, with their wrappers:
+trial 0 trains the study's baseline (baseline.py), and TPE sees the near misses the cannot-win
+rule capped as completed at their cap (capped.py)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+
+from search.sampling.baseline import BaselineSampler
+from search.sampling.capped import CappedAsCompleted
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
+
+
+def make_sampler(name: str, seed: int | None, baseline: Mapping[str, Any] | None = None) -> optuna.samplers.BaseSampler:
+    """Sampler `name` (one of SAMPLERS; the command line's choice checks it), giving trial 0
+    the `baseline` parameters when there are any."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # qmc, cmaes options
+        sampler = _base_sampler(name, seed)
+    return BaselineSampler(baseline, sampler) if baseline else sampler
+
+
+def _base_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        # Pruned trials (all that missed the target) still inform TPE: it ranks them after
+        # the completed ones by how far they got, except near misses the cannot-win rule
+        # capped, which it sees as completed at their cap (capped.py). Multivariate
+        # TPE models the LR/batch-size interaction the seed journal found.
+        return CappedAsCompleted(optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # Not consider_pruned_trials: CMA-ES would rank a pruned trial by its last intermediate
+        # value, a validation error, among times in seconds.
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    raise ValueError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLERS)})")

@@ -1,0 +1,125 @@
+"""Opening a study: created with its record, or reopened after checking that it is the same
+search (target, space, hardware), with the sampler and pruner it runs with."""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
+
+from search.errors import StudyError
+from search.records.study import StudyRecord
+from search.sampling.factory import make_sampler
+from search.space import BUDGET
+
+DEFAULT_STUDY = "lenet5-cifar10"
+OBJECTIVE_NAME = "training seconds to target (s, study clock)"
+
+
+def study_names(storage: BaseStorage) -> list[str]:
+    return [s.study_name for s in storage.get_all_studies()]
+
+
+def stored_record(storage: BaseStorage, name: str) -> StudyRecord | None:
+    """The record of study `name`, None when there is no such study; a StudyError for a
+    study that lenet-search did not create."""
+    if name not in study_names(storage):
+        return None
+    attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    record = StudyRecord.of(attrs)
+    if record is None:
+        raise StudyError(f"study {name!r} was not created by lenet-search (it has no target)", subject="study_name")
+    return record
+
+
+def open_study(
+    name: str,
+    storage: BaseStorage,
+    wanted: StudyRecord,
+    *,
+    sampler: str,
+    seed: int,
+    pruner: optuna.pruners.BasePruner,
+    explicit_target: bool,
+) -> tuple[optuna.Study, list[str]]:
+    """Create the study with `wanted` as its record, or reopen it after checking that it is
+    the same search. Returns the study, with its sampler built once, and warnings for the user.
+
+    Refuses (StudyError) another target or space, or another device type; warns about
+    another thread count or data set.
+    """
+    stored = stored_record(storage, name)
+    notes = [] if stored is None else _check_reopen(name, stored, wanted, explicit_target)
+    if stored is None:
+        study_id = storage.create_new_study(directions=[StudyDirection.MINIMIZE], study_name=name)
+        for key, value in wanted.items().items():
+            storage.set_study_user_attr(study_id, key, value)
+    study = load_study(name, storage, stored or wanted, sampler=sampler, seed=seed, pruner=pruner)
+    if stored is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
+    return study, notes
+
+
+def load_study(
+    name: str, storage: BaseStorage, record: StudyRecord, *, sampler: str, seed: int, pruner: optuna.pruners.BasePruner
+) -> optuna.Study:
+    """The stored study with the sampler and pruner this process runs it with (built here, once)."""
+    return optuna.load_study(
+        study_name=name, storage=storage, sampler=make_sampler(sampler, seed, record.baseline), pruner=pruner
+    )
+
+
+def _check_reopen(name: str, stored: StudyRecord, wanted: StudyRecord, explicit_target: bool) -> list[str]:
+    if explicit_target and abs(stored.target - wanted.target) > 1e-12:
+        raise StudyError(
+            f"study {name!r} has target {stored.target}, not {wanted.target}; "
+            "use another study name for another target",
+            subject="target_text",
+        )
+    if stored.space != wanted.space:
+        differs = [k for k in BUDGET if stored.space.get(k) != wanted.space.get(k)]
+        what = ", ".join(f"{k} {stored.space.get(k)} (this run: {wanted.space.get(k)})" for k in differs)
+        raise StudyError(
+            f"study {name!r} was created with another search space ({what or 'parameters differ'}); "
+            "reopen it with the same space file, max_epochs and evals_per_epoch, or use another study name"
+        )
+    if stored.device.split(":")[0] != wanted.device.split(":")[0]:
+        raise StudyError(
+            f"study {name!r} measured seconds on {stored.device}, this run would use {wanted.device}: "
+            "its times would not be comparable; use another study name",
+            subject="device",
+        )
+    notes = []
+    if stored.threads != wanted.threads:
+        notes.append(
+            f"study {name!r} was timed with {stored.threads} threads per worker, this run uses "
+            f"{wanted.threads}: new trials' seconds are not directly comparable with earlier ones"
+        )
+    if stored.hardware and wanted.hardware and stored.hardware.get("name") != wanted.hardware.get("name"):
+        notes.append(
+            f"study {name!r} was timed on {stored.hardware.get('name')}, this run uses {wanted.hardware.get('name')}: "
+            "new trials' seconds are not directly comparable with earlier ones"
+        )
+    elif stored.hardware and wanted.hardware and stored.hardware.get("type") != "cpu":
+        for key in ("cuda", "cudnn"):
+            if stored.hardware.get(key) != wanted.hardware.get(key):
+                notes.append(
+                    f"study {name!r} was timed with {key} {stored.hardware.get(key)}, this run has "
+                    f"{wanted.hardware.get(key)}"
+                )
+    if stored.data_checksum != wanted.data_checksum:
+        notes.append(f"study {name!r} was created on another data source (checksum differs)")
+    return notes
+
+
+def load_existing(storage: BaseStorage, name: str) -> optuna.Study:
+    """An existing study, or a StudyError that lists the ones there are."""
+    names = study_names(storage)
+    if name not in names:
+        there = f"studies there: {', '.join(names)}" if names else "the storage holds no studies"
+        raise StudyError(f"no study named {name!r} ({there})", subject="study_name")
+    return optuna.load_study(study_name=name, storage=storage)

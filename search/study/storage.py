@@ -1,0 +1,87 @@
+"""Study storages: an Optuna RDB storage per URL, with heartbeats and the retry of dead
+workers' trials; SQLite set up for several local writers."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from lenet.errors import blame
+from search.errors import StorageError
+
+DEFAULT_STORAGE = "sqlite:///studies/lenet.db"
+# Workers beat every HEARTBEAT s; a trial silent for GRACE s is marked FAIL and retried.
+# The environment may shorten both (tests that kill workers), never below Optuna's 1 s.
+HEARTBEAT_SECONDS = max(1, int(os.environ.get("LENET_HEARTBEAT_SECONDS", "10")))
+GRACE_SECONDS = max(2 * HEARTBEAT_SECONDS, int(os.environ.get("LENET_GRACE_SECONDS", "30")))
+
+
+def make_storage(url: str) -> RDBStorage:
+    """An RDB storage with heartbeats and retry of dead workers' trials.
+
+    SQLite waits up to 60 s for a lock instead of failing with "database is locked" when
+    several local workers write at once. Build one per process and close it with
+    `close_storage`.
+    """
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+        if str(path) not in ("", ":memory:"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _use_wal(path)
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    elif "://" not in url:
+        raise StorageError(
+            f"storage {url!r} is not a database URL (e.g. sqlite:///studies/lenet.db, postgresql://host/db)"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable in use
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as exc:
+        raise StorageError(f"storage URL {url!r} cannot be parsed: {str(exc).splitlines()[0]}") from exc
+    except sqlalchemy.exc.OperationalError as exc:
+        raise StorageError(f"storage {url!r} cannot be reached: {str(exc.orig).strip().splitlines()[0]}") from exc
+    except ImportError as exc:
+        raise StorageError(f"storage {url!r} needs a database driver that is not installed: {exc.name}") from exc
+
+
+def close_storage(storage: RDBStorage) -> None:
+    """Close the storage's pooled database connections now, not whenever it is collected."""
+    storage.engine.dispose()
+
+
+def _use_wal(path: Path) -> None:
+    """Write-ahead logging: readers (the progress display, other workers' pruners) no longer
+    block the writer. It is a property of the file, so setting it once is enough."""
+    try:
+        with sqlite3.connect(path, timeout=60) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        raise StorageError(f"SQLite storage {path} cannot be opened: {exc}") from exc
+
+
+@contextmanager
+def opened(url: str) -> Iterator[RDBStorage]:
+    """The storage at `url`, closed when the block ends."""
+    with blame("storage_url"):
+        storage = make_storage(url)
+    try:
+        yield storage
+    finally:
+        close_storage(storage)

@@ -1,0 +1,1 @@
+"""What is shown: every printed line, progress, optuna-dashboard, the report, figures, importances."""

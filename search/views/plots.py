@@ -1,0 +1,148 @@
+"""Figures for reports and training runs (matplotlib, written as PNG files)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+
+from lenet.curve import EvalRecord  # noqa: E402
+from search.records.keys import (  # noqa: E402
+    POINT_EPOCH,
+    POINT_LR,
+    POINT_TRAIN_ACCURACY,
+    POINT_TRAIN_SECONDS,
+    POINT_VAL_ACCURACY,
+)
+from search.records.trial import CurvePoint, TrialRecord  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One learning curve: validation accuracy against training seconds."""
+
+    label: str
+    seconds: list[float]
+    val_accuracy: list[float]
+    train_accuracy: list[float] | None = None
+    epochs: list[float] | None = None
+    lr: list[float] | None = None
+
+    @classmethod
+    def from_points(cls, label: str, points: Sequence[CurvePoint]) -> Curve:
+        """A trial's stored curve, against measured training seconds."""
+        return cls(
+            label=label,
+            seconds=[p[POINT_TRAIN_SECONDS] for p in points],
+            val_accuracy=[p[POINT_VAL_ACCURACY] for p in points],
+            train_accuracy=[p[POINT_TRAIN_ACCURACY] for p in points],
+            epochs=[p[POINT_EPOCH] for p in points],
+            lr=[p[POINT_LR] for p in points],
+        )
+
+    @classmethod
+    def from_records(cls, label: str, records: Sequence[EvalRecord]) -> Curve:
+        """A training run's curve, against measured training seconds."""
+        return cls(
+            label=label,
+            seconds=[r.train_seconds for r in records],
+            val_accuracy=[r.val_accuracy for r in records],
+            train_accuracy=[r.train_accuracy for r in records],
+            epochs=[r.epoch for r in records],
+            lr=[r.lr for r in records],
+        )
+
+    @classmethod
+    def from_trial(cls, trial: FrozenTrial) -> Curve:
+        p = trial.params
+        label = f"#{trial.number}"
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            label += f" {trial.value:.0f}s"
+        if p:
+            label += f" (bs {p.get('batch_size', '?')}, lr {p.get('lr', float('nan')):.3g})"
+        return cls.from_points(label, TrialRecord.of(trial).curve)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(
+    curves: Sequence[Curve], target: float | None, path: Path, title: str, show_train: bool = False
+) -> Path:
+    """Validation accuracy (and optionally training accuracy) against training seconds."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for c in curves:
+        (line,) = ax.plot(c.seconds, c.val_accuracy, marker="o", markersize=3, label=f"{c.label} val")
+        if show_train and c.train_accuracy:
+            ax.plot(c.seconds, c.train_accuracy, linestyle=":", color=line.get_color(), label=f"{c.label} train")
+    if target is not None:
+        ax.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target {target:.3f}")
+    ax.set_xlabel("training seconds (evaluation excluded)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_history(trials: Sequence[FrozenTrial], path: Path, title: str) -> Path:
+    """Time to target per trial (completed trials), the best so far, and where trials were pruned."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    done = [(t.number, t.value) for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    pruned = [t.number for t in trials if t.state == TrialState.PRUNED]
+    if done:
+        xs, ys = zip(*done)
+        ax.scatter(xs, ys, s=18, label="reached the target")
+        best, best_line = float("inf"), []
+        for t in sorted(trials, key=lambda t: t.number):
+            if t.state == TrialState.COMPLETE and t.value is not None:
+                best = min(best, t.value)
+            best_line.append((t.number, best if best < float("inf") else None))
+        bx = [n for n, b in best_line if b is not None]
+        ax.step(bx, [b for _, b in best_line if b is not None], where="post", color="tab:red", label="best so far")
+    if pruned:
+        top = ax.get_ylim()[1] if done else 1.0
+        ax.scatter(pruned, [top] * len(pruned), marker="|", color="grey", label=f"pruned ({len(pruned)})")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("training seconds to target")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_lr_schedules(curves: Sequence[Curve], path: Path) -> Path:
+    """Learning rate in force at each evaluation, per trial (StepLR's staircase)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for c in curves:
+        if c.lr and c.epochs:
+            ax.step(c.epochs, c.lr, where="pre", marker=".", label=c.label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.set_title("learning-rate schedule of the top trials")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_bars(values: dict[str, float], path: Path, title: str, xlabel: str) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 0.5 * max(3, len(values)) + 1))
+    names = list(values)[::-1]
+    ax.barh(names, [values[n] for n in names])
+    for y, n in enumerate(names):
+        ax.text(values[n], y, f" {values[n]:.3g}", va="center", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return _save(fig, path)

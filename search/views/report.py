@@ -1,0 +1,121 @@
+"""`lenet-search report`: a self-contained HTML page and PNGs that explain a study."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections import Counter
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from search.clock.agreement import agreement_lines, clock_agreement
+from search.confirm.race import confirmation_of
+from search.records.provenance import now_text
+from search.records.study import StudyRecord, study_record
+from search.records.trial import TrialRecord
+from search.study.opening import load_existing
+from search.study.queries import top_trials
+from search.study.storage import opened
+from search.views.confirmation import confirmation_lines
+from search.views.importance import accuracy_importances
+from search.views.plots import Curve, plot_bars, plot_curves, plot_history, plot_lr_schedules
+from search.views.progress import format_params
+from search.views.text import clock_lines
+
+
+def report_study(storage_url: str, study_name: str, out_dir: Path, top: int = 5) -> dict[str, Path]:
+    """Write the report of study `study_name`; returns the files by kind."""
+    with opened(storage_url) as storage:
+        return write_report(load_existing(storage, study_name), out_dir, top)
+
+
+def write_report(study: optuna.Study, out_dir: Path, top: int = 5) -> dict[str, Path]:
+    """Write PNGs and index.html (images embedded, so the page stands alone) into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trials = study.get_trials(deepcopy=False)
+    record = study_record(study)
+    target = record.target if record else None
+    best = top_trials(study, top)
+    curves = [Curve.from_trial(t) for t in best]
+    files: dict[str, Path] = {
+        "history": plot_history(trials, out_dir / "history.png", f"{study.study_name}: optimisation history"),
+        "curves": plot_curves(
+            curves, target, out_dir / "curves.png", f"validation accuracy of the top {len(curves)} trials"
+        ),
+        "lr": plot_lr_schedules(curves, out_dir / "lr_schedules.png"),
+    }
+    outcomes = Counter(TrialRecord.of(t).outcome or t.state.name.lower() for t in trials)
+    files["outcomes"] = plot_bars(dict(outcomes.most_common()), out_dir / "outcomes.png", "how trials ended", "trials")
+    importances = accuracy_importances(trials)
+    if importances:
+        files["importances"] = plot_bars(
+            importances.values, out_dir / "importances.png", f"parameter {importances.title}, fANOVA", "importance"
+        )
+    files["html"] = out_dir / "index.html"
+    files["html"].write_text(_html(study, record, trials, best, outcomes, files))
+    return files
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _row(r: TrialRecord) -> str:
+    return (
+        f"<tr><td>{r.number}</td><td>{r.state.name.lower()}</td>"
+        f"<td>{f'{r.value:.1f}' if r.value is not None else '-'}</td>"
+        f"<td>{r.best_val_accuracy or 0:.4f}</td><td>{r.epochs:.4g}</td>"
+        f"<td>{html.escape(format_params(r.params))}</td><td>{html.escape(r.reason)}</td></tr>"
+    )
+
+
+def _html(
+    study: optuna.Study,
+    record: StudyRecord | None,
+    trials: list[FrozenTrial],
+    best: list[FrozenTrial],
+    outcomes: Counter[str],
+    files: dict[str, Path],
+) -> str:
+    finished = [t for t in trials if t.state.is_finished()]
+    spent = sum(TrialRecord.of(t).measured_seconds for t in finished)
+    rows = "".join(_row(TrialRecord.of(t)) for t in best)
+    confirmed = "".join(f"<li>{html.escape(line.strip())}</li>" for line in confirmation_lines(confirmation_of(study)))
+    clock = "".join(
+        f"<li>{html.escape(line)}</li>"
+        for line in clock_lines(record) + agreement_lines(clock_agreement(map(TrialRecord.of, trials)))
+    )
+    objective = record.objective if record else "training seconds to target"
+    source = html.escape(record.target_source if record else "")
+    none_confirmed = "<li>none (optimize --confirm 0, or the search did not finish)</li>"
+    sections = [
+        ("Optimisation history", "history"),
+        ("Learning curves of the top trials", "curves"),
+        ("Learning-rate schedules", "lr"),
+        ("Parameter importances", "importances"),
+        ("How trials ended", "outcomes"),
+    ]
+    figures = "".join(f"<h2>{title}</h2>{_img(files[key], title)}" for title, key in sections if key in files)
+    outcome_text = ", ".join(f"{n} {k}" for k, n in outcomes.most_common())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(study.study_name)}: lenet-search report</title>
+<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em}}img{{max-width:100%}}
+table{{border-collapse:collapse;font-size:90%}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}</style>
+</head><body>
+<h1>Study {html.escape(study.study_name)}</h1>
+<p>Objective: {html.escape(objective)}.
+Target validation accuracy: <b>{record.target if record else None}</b> ({source}).</p>
+<p>{len(trials)} trials: {html.escape(outcome_text)}. Training time spent on finished trials: {spent:.0f} s
+on {html.escape(str(record.device if record else None))} with {record.threads if record else None} threads per worker.
+Created {html.escape(str(record.created if record else None))}; report written {now_text()}.</p>
+<h2>The clock</h2><ul>{clock}</ul>
+<h2>Confirmation on fresh seeds</h2><ul>{confirmed or none_confirmed}</ul>
+<h2>Top trials</h2>
+<table><tr><th>trial</th><th>state</th><th>seconds to target</th><th>best val</th><th>epochs</th>
+<th>parameters</th><th>outcome</th></tr>{rows}</table>
+{figures}
+</body></html>
+"""

@@ -1,0 +1,214 @@
+"""What the commands print, as lines of text: tables and summaries built from the library's
+results (the command line only prints them)."""
+
+from __future__ import annotations
+
+import signal
+
+from search.clock.agreement import agreement_lines
+from search.records.export import ExportDocument
+from search.records.study import StudyRecord
+from search.records.trial import TrialRecord
+from search.retrain.training import TrainingReport
+from search.run.optimize import OptimizeResult
+from search.run.prepare import Prepared
+from search.study.catalog import StudyRow, StudyView
+from search.views.confirmation import confirmation_lines, median_text, range_text
+from search.views.progress import format_params
+
+
+def export_summary(trial: TrialRecord, document: ExportDocument) -> str:
+    """What an exported trial amounts to: its confirmation, and what the search measured."""
+    if trial.clock_seconds_to_target is not None:
+        search = f"in the search {trial.clock_seconds_to_target:.1f} s to target"
+    else:
+        search = (
+            f"in the search stopped at {trial.clock_seconds:.1f} s ({trial.outcome}), "
+            f"best val {trial.best_val_accuracy or 0:.4f}"
+        )
+    c = document.confirmation
+    if c is None:
+        return search
+    head = "confirmed winner" if c.winner else "confirmation"
+    median = median_text(c.median, bool(c.median_exact))
+    seeds = ", ".join(map(str, c.seeds or []))
+    return f"{head}, {median} ({range_text(c.low, c.high, bool(c.exact))}) on seeds {seeds}; {search}"
+
+
+def clock_lines(record: StudyRecord | None) -> list[str]:
+    """The study's clock, and its step costs when it is calibrated."""
+    if record is None:
+        return []
+    clock = record.step_clock()
+    if clock is None:
+        return [f"clock: {record.clock} (seconds read off the wall clock)"]
+    costs = ", ".join(
+        f"{k}: {c.full * 1000:.2f}" + (f"/{c.partial * 1000:.2f}" if c.partial else "") for k, c in clock.costs.items()
+    )
+    return [
+        f"clock: calibrated on {clock.device} with {clock.threads} threads, {clock.rounds} rounds; "
+        f"ms per step (full/partial batch) by batch size: {costs}"
+    ]
+
+
+def study_header(prepared: Prepared) -> str:
+    spec, r = prepared.spec, prepared.request
+    threads = spec.placements[0].threads
+    workers = f"{spec.jobs} worker(s) x {threads} threads" if threads else f"{spec.jobs} worker(s)"
+    return (
+        f"study {r.study_name!r} in {r.storage_url}: target {spec.target:.4f} ({prepared.record.target_source}), "
+        f"{r.n_trials} trials, {workers} on {spec.device}, {prepared.record.clock} clock"
+    )
+
+
+def optimize_summary(result: OptimizeResult) -> list[str]:
+    """The closing summary of a finished `optimize` run."""
+    r, c = result.request, result.counts
+    lines = [
+        f"finished: {c['complete']} reached the target, {c['pruned']} pruned, {c['fail']} failed; "
+        f"{result.wall_seconds:.0f} s wall"
+    ]
+    best = result.best
+    if best is None or best.config is None:
+        lines.append(
+            f"no trial reached the target {result.target:.4f} yet; try more trials, more --max-epochs, "
+            "or a lower --target"
+        )
+    else:
+        cfg = best.config
+        lines.append(
+            f"best of the search: trial {best.number} reached {result.target:.4f} in {best.value:.1f} s of "
+            f"training (epoch {best.epochs_to_target:.4g}, best val {best.best_val_accuracy:.4f})"
+        )
+        lines.append(
+            f"  schedule: lr {cfg.lr:.4g}, batch {cfg.batch_size}, StepLR every {cfg.step_size} epochs "
+            f"x {cfg.gamma:.3g}, momentum {cfg.momentum:.3g}"
+        )
+    lines += confirmation_lines(result.confirmation)
+    if result.confirmation is not None:
+        search = result.wall_seconds - result.confirm_seconds
+        if search >= 1.0:
+            share = f"{100 * result.confirm_seconds / search:.0f} % of the search's"
+        else:  # a finished study reopened: this run trained no search trial to compare with
+            share = "the search's trials had all finished before this run"
+        lines.append(f"  confirmation: {result.confirm_seconds:.0f} s wall, {share}")
+    lines += [
+        f"stored in {r.storage_url} as study {r.study_name!r}",
+        "next:",
+        f"  lenet-search dashboard --storage {r.storage_url}",
+        f"  lenet-search export --study {r.study_name} --storage {r.storage_url} -o studies/best.json",
+    ]
+    return lines
+
+
+def interrupted_message(result: OptimizeResult) -> str:
+    r = result.request
+    what = signal.Signals(result.interrupted - 128).name if result.interrupted else "SIGINT"
+    return (
+        f"Interrupted ({what}): the running trial ended as FAIL with its reason and does not count. Resume with the "
+        f"same command: lenet-search optimize --trials {r.n_trials} --study {r.study_name} "
+        f"--storage {r.storage_url}"
+    )
+
+
+def studies_table(rows: list[StudyRow]) -> list[str]:
+    lines = [
+        f"{'study':<24}{'trials':>7}{'done':>6}{'pruned':>8}{'failed':>8}{'best s':>9}{'target':>8}  "
+        "created / prune reasons"
+    ]
+    for r in rows:
+        best, target = _number(r.best_value, ".1f"), _number(r.target, ".4f")
+        lines.append(
+            f"{r.name:<24}{sum(r.states.values()):>7}{r.states.get('complete', 0):>6}"
+            f"{r.states.get('pruned', 0):>8}{r.states.get('fail', 0):>8}{best:>9}{target:>8}  "
+            f"{r.created or '-'}"
+        )
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items(), key=lambda kv: -kv[1]))
+        if reasons:
+            lines.append(f"{'':<24}{'':>46}  {reasons}")
+    return lines
+
+
+def study_table(view: StudyView) -> list[str]:
+    target = view.record.target if view.record else None
+    return [
+        f"study {view.name!r}: target {target}, {view.n_trials} trials",
+        *clock_lines(view.record),
+        *agreement_lines(view.clock),
+        *confirmation_lines(view.confirmation),
+        f"{'trial':>5} {'state':<8}{'s to target':>12}{'epochs':>7}{'best val':>9}  parameters | outcome",
+        *(_trial_row(t) for t in view.top),
+    ]
+
+
+def _trial_row(t: TrialRecord) -> str:
+    return (
+        f"{t.number:>5} {t.state.name.lower():<8}{_number(t.value, '.1f'):>12}{t.epochs:>7.4g}"
+        f"{t.best_val_accuracy or 0:>9.4f}  {format_params(t.params)} | {t.reason}"
+    )
+
+
+def _number(value: float | None, spec: str) -> str:
+    """`value` formatted, or '-' where there is none."""
+    return "-" if value is None else f"{value:{spec}}"
+
+
+# -- train ------------------------------------------------------------------------------------
+
+
+def train_summary(report: TrainingReport) -> list[str]:
+    """What `train` prints after the run."""
+    m = report.metrics
+    lines = [
+        f"started {m.started}, finished {m.finished} on {m.device}" + (f" ({m.threads} threads)" if m.threads else ""),
+        f"outcome: {m.status} ({m.reason})",
+        f"epochs: {m.epochs:.4g}, training time: {m.measured_seconds:.1f} s "
+        f"(wall {m.wall_seconds:.1f} s with evaluation)",
+        f"validation accuracy: best {m.best_val_accuracy:.4f}, final {m.final_val_accuracy:.4f}",
+    ]
+    if m.target is not None:
+        if m.measured_seconds_to_target is None:
+            lines.append(f"target {m.target:.4f}: not reached")
+        else:
+            lines.append(
+                f"target {m.target:.4f}: reached after {m.measured_seconds_to_target:.1f} s of training "
+                f"(epoch {m.epochs_to_target:.4g})"
+            )
+            lines += _comparison(report)
+    lines.append(f"test accuracy: {m.test_accuracy:.4f} (loss {m.test_loss:.4f})")
+    lines += [f"{kind}: {path}" for kind, path in (report.paths or {}).items()]
+    return lines
+
+
+def _comparison(report: TrainingReport) -> list[str]:
+    """How the retrain compares with the exported trial: in its study's clock when the export
+    carries one (the same steps cost the same there), else in measured seconds."""
+    export, m = report.export, report.metrics
+    if export is None:
+        return []
+    reported = export.metrics
+    clock_s = m.clock_seconds_to_target
+    if clock_s is not None:
+        lines = [f"  in the study's clock: {clock_s:.1f} s"]
+        if reported.clock_seconds_to_target:
+            change = 100 * (clock_s / reported.clock_seconds_to_target - 1)
+            lines[0] += f"; the exported trial reported {reported.clock_seconds_to_target:.1f} s ({change:+.0f} % here)"
+        c = export.confirmation
+        if c is not None and c.median is not None and c.median_exact:
+            # The range's top is open when its slowest seed stopped at a cap or never reached the
+            # target (null): nothing is above it then.
+            closed = bool(c.exact) and c.high is not None
+            where = "below" if clock_s < c.low else "above" if closed and clock_s > c.high else "within"
+            lines.append(
+                f"  confirmed on seeds {', '.join(map(str, c.seeds or []))}: median {c.median:.1f} s, "
+                f"{range_text(c.low, c.high, bool(c.exact))}; this retrain is {where} that range "
+                f"({100 * (clock_s / c.median - 1):+.0f} % against the median)"
+            )
+        return lines
+    measured = reported.measured_seconds_to_target or (
+        reported.clock_seconds_to_target if report.export_clock is None else None
+    )
+    if measured and m.measured_seconds_to_target is not None:
+        change = 100 * (m.measured_seconds_to_target / measured - 1)
+        return [f"  the exported trial reported {measured:.1f} s ({change:+.0f} % here)"]
+    return []

@@ -1,0 +1,32 @@
+"""Where a learning curve first crosses an accuracy: interpolated between evaluations."""
+
+import pytest
+
+from lenet.curve import EvalRecord, first_crossing
+
+
+def _record(epoch, seconds, acc, step=0):
+    return EvalRecord(
+        epoch=epoch,
+        step=step,
+        images=step * 10,
+        train_seconds=seconds,
+        wall_seconds=seconds,
+        lr=0.1,
+        train_loss=1.0,
+        train_accuracy=acc,
+        val_loss=1.0,
+        val_accuracy=acc,
+    )
+
+
+def test_the_crossing_is_interpolated_between_the_bracketing_evaluations():
+    history = [_record(0.5, 2.0, 0.40, 10), _record(1.0, 4.0, 0.56, 20), _record(1.5, 6.0, 0.64, 30)]
+    cross = first_crossing(history, 0.60)
+    assert cross.before is history[1] and cross.after is history[2] and cross.fraction == pytest.approx(0.5)
+    assert cross.interpolate(lambda r: r.train_seconds) == pytest.approx(5.0)
+    assert cross.interpolate(lambda r: r.epoch) == pytest.approx(1.25)
+    assert first_crossing(history, 0.70) is None
+    # Reached at the first evaluation: interpolated from the start (chance accuracy, 0 s).
+    first = first_crossing(history, 0.25)
+    assert first.before is None and first.interpolate(lambda r: r.train_seconds) == pytest.approx(2.0 * 0.15 / 0.30)

@@ -1,0 +1,238 @@
+"""Crashes, interruptions and concurrent workers, with real processes and real databases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import weakref
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import search.run.objective
+from lenet.device import DevicePolicy
+from search.records.trial import TrialRecord
+from search.run.spec import Placement, WorkerSpec
+from search.run.workers import run_worker
+from search.space import load_space
+from search.study.storage import close_storage, make_storage
+from tests.search.cli_helpers import run_cli
+
+ROOT = Path(__file__).resolve().parents[3]
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _env() -> dict[str, str]:
+    # Short heartbeats so that a killed worker's trial goes stale in seconds, not minutes.
+    return {**os.environ, "LENET_HEARTBEAT_SECONDS": "1", "LENET_GRACE_SECONDS": "3", "PYTHONPATH": str(ROOT)}
+
+
+def _command(tiny, storage, *extra) -> list[str]:
+    # A high target and no pruning: trials run (nearly) their whole budget, a long window to
+    # strike in (the pruner would stop most of them within an epoch or two on the tiny data).
+    args = tiny.optimize_args(storage, "--pruner", "none", "--max-epochs", "8", *extra)
+    args[args.index("--target") + 1] = "0.99"
+    return [sys.executable, "-m", "search.cli", *args]
+
+
+def _start(tiny, storage, *extra) -> subprocess.Popen:
+    return subprocess.Popen(
+        _command(tiny, storage, *extra), env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _rerun(tiny, storage, *extra) -> subprocess.CompletedProcess:
+    """The same command again, as a user resumes."""
+    return subprocess.run(
+        _command(tiny, storage, *extra), env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def _study(storage, name="lenet5-cifar10"):
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _wait_mid_trial(storage, proc, min_finished=1, timeout=120):
+    """Block until at least `min_finished` trials finished and another one is RUNNING."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            trials = _study(storage).get_trials(deepcopy=False)
+        except KeyError:  # the study is not created yet
+            trials = []
+        done = [t for t in trials if t.state in FINISHED]
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        if len(done) >= min_finished and running and len(running[0].intermediate_values) >= 1:
+            return done, running[0]
+        time.sleep(0.05)
+    pytest.fail("no trial was running")
+
+
+def _snapshot(trials):
+    return {t.number: (t.state, t.value, t.datetime_complete, t.params) for t in trials}
+
+
+def test_kill_9_mid_trial_then_rerun_completes_the_study(tiny, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    proc = _start(tiny, storage, "--trials", "5")
+    done, victim = _wait_mid_trial(storage, proc, min_finished=2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _snapshot(t for t in _study(storage).get_trials() if t.state in FINISHED)
+    assert _study(storage).trials[victim.number].state == TrialState.RUNNING  # as the kill left it
+
+    rerun = _rerun(tiny, storage, "--trials", "5")
+    assert rerun.returncode == 0, rerun.stderr
+    trials = _study(storage).get_trials()
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len(finished) == 5
+    assert {n: v for n, v in _snapshot(finished).items() if n in before} == before  # nothing finished was lost
+    assert trials[victim.number].state == TrialState.FAIL
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_ends_the_trial_with_a_reason_and_rerun_resumes(tiny, tmp_path, sig, code):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    proc = _start(tiny, storage, "--trials", "4")
+    _, victim = _wait_mid_trial(storage, proc)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Resume with the same command" in err and "Traceback" not in err
+    trials = _study(storage).get_trials()
+    assert trials[victim.number].state == TrialState.FAIL
+    victim_record = TrialRecord.of(trials[victim.number])
+    assert victim_record.outcome == "interrupted" and signal.Signals(sig).name in victim_record.reason
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+    rerun = _rerun(tiny, storage, "--trials", "4")
+    assert rerun.returncode == 0, rerun.stderr
+    assert len([t for t in _study(storage).get_trials() if t.state in FINISHED]) == 4
+
+
+def _concurrent(tiny, storage, jobs, trials, name):
+    result = run_cli(*tiny.optimize_args(storage, "--trials", str(trials), "--jobs", str(jobs), "--study", name))
+    assert result.code == 0, result.err
+    assert "database is locked" not in result.err
+    check = make_storage(storage)
+    try:
+        all_trials = optuna.load_study(study_name=name, storage=check).get_trials()
+    finally:
+        close_storage(check)
+    finished = [t for t in all_trials if t.state in FINISHED]
+    assert len(finished) == trials
+    assert len({t.number for t in all_trials}) == len(all_trials)
+    assert not [t for t in all_trials if t.state == TrialState.RUNNING]
+    # The baseline is trained once, by whichever worker got trial 0 (an enqueued trial could
+    # be popped by two workers at once on SQLite: optuna/optuna#4002).
+    assert [t.number for t in all_trials if TrialRecord.of(t).baseline] == [0]
+    return all_trials
+
+
+def test_sqlite_four_jobs_forty_trials(tiny, tmp_path):
+    _concurrent(tiny, f"sqlite:///{tmp_path}/s.db", 4, 40, "sqlite-40")
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> str:
+    url = os.environ.get("LENET_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("LENET_TEST_POSTGRES is not set; .ci/run starts PostgreSQL and sets it")
+        pytest.skip("no PostgreSQL server (set LENET_TEST_POSTGRES=postgresql://user:pw@host/db)")
+    return url
+
+
+def _connections(url: str) -> int:
+    """Connections to the test database other than this check's own."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        return conn.execute(query).fetchone()[0]
+
+
+def test_postgres_eight_workers_forty_trials_no_leaks(tiny, postgres_url):
+    baseline = _connections(postgres_url)
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    try:
+        _concurrent(tiny, postgres_url, 8, 40, name)
+        deadline = time.monotonic() + 30
+        while _connections(postgres_url) > baseline and time.monotonic() < deadline:
+            time.sleep(0.5)  # the server notices closed sockets asynchronously
+        assert _connections(postgres_url) <= baseline
+    finally:
+        optuna.delete_study(study_name=name, storage=postgres_url)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1.00 GB)"),
+        RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"),
+    ],
+    ids=["cuda", "mps", "cudnn"],
+)
+def test_out_of_memory_of_any_kind_fails_only_that_trial_and_frees_it(tiny, tmp_path, monkeypatch, error):
+    real_train = search.run.objective.train
+    calls, held = [], []
+
+    def flaky(config, data, **kwargs):
+        calls.append(config)
+        if len(calls) == 1:
+            tensors = torch.zeros(1000)  # the trial's tensors, held by the failing frame
+            held.append(weakref.ref(tensors))
+            raise type(error)(*error.args)  # a fresh exception, as a real failure raises
+        return real_train(config, data, **kwargs)
+
+    released = []
+    monkeypatch.setattr(DevicePolicy, "release_memory", lambda self: released.append(held[0]() is None))
+    monkeypatch.setattr(search.run.objective, "train", flaky)
+    storage = f"sqlite:///{tmp_path}/s.db"
+    run_worker(_worker_spec(tiny, storage, "oom", 3))
+    trials = _study(storage, "oom").get_trials()
+    assert [t.state for t in trials].count(TrialState.FAIL) == 1
+    failed = TrialRecord.of(next(t for t in trials if t.state == TrialState.FAIL))
+    assert failed.outcome == "out_of_memory" and str(error).split(".")[0] in failed.reason
+    assert len([t for t in trials if t.state in FINISHED]) == 3
+    # Memory was given back once, after the exception (and the tensors it held) was gone.
+    assert released == [True]
+
+
+def test_a_bug_in_training_is_not_taken_for_out_of_memory(tiny, tmp_path, monkeypatch):
+    def broken(config, data, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(search.run.objective, "train", broken)
+    spec = _worker_spec(tiny, f"sqlite:///{tmp_path}/s.db", "bug", 1)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        run_worker(spec)
+
+
+def _worker_spec(tiny, storage: str, name: str, n_trials: int) -> WorkerSpec:
+    """A study made by hand (a target and nothing else) and a worker's spec for it."""
+    optuna.create_study(study_name=name, storage=storage).set_user_attr("target", 0.6)
+    return WorkerSpec(
+        study_name=name,
+        storage_url=storage,
+        n_trials=n_trials,
+        target=0.6,
+        space=load_space(tiny.space),
+        sampler="random",
+        pruner="saturation",
+        seed=0,
+        data=str(tiny.archive),
+        device="cpu",
+        val_size=200,
+        placements=(Placement("cpu", None),),
+    )
