@@ -6,8 +6,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass
 
-from lenet.config import TrainConfig
-from lenet.data import DeviceData, load_dataset, load_raw, split_indices
+from lenet.config import TrainConfig, option
+from lenet.data import DEFAULT_VAL_SIZE, DeviceData, load_dataset, load_raw, split_indices
 from lenet.device import policy_for, resolve_device, set_threads
 from lenet.model import LeNet5, training_flops_per_image
 from lenet.naive import NaiveCIFAR10, time_naive_epochs
@@ -107,27 +107,36 @@ class BenchReport:
         }
 
 
-def bench(
-    data: str | None,
-    device: str,
-    batch_sizes: list[int],
-    *,
-    epochs: int = 2,
-    naive_batch_sizes: list[int] | None = None,
-    threads: int | None = None,
-    val_size: int,
-    num_workers: int = 2,
-) -> BenchReport:
+@dataclass(frozen=True)
+class BenchRequest:
+    """What `lenet-search bench` was asked for."""
+
+    data: str | None = option(None, "CIFAR-10 source", shared=True)
+    device: str = option("auto", "the training device", shared=True)
+    threads: int | None = option(None, "torch CPU threads", shared=True)
+    val_size: int = option(DEFAULT_VAL_SIZE, "validation images held out", shared=True)
+    batch_sizes: tuple[int, ...] = option((32, 128, 256, 512, 2048), "Batch sizes to time the engine at.")
+    naive_batch_sizes: tuple[int, ...] | None = option(
+        None, "Batch sizes to time the naive DataLoader pipeline at. [default: --batch-sizes]"
+    )
+    naive: bool = option(True, "Time the naive pipeline too.")
+    epochs: int = option(2, "Timed epochs per row (median reported; the engine also runs one warm-up epoch).", min=1)
+    num_workers: int = option(2, "DataLoader worker processes of the naive pipeline.", flag="--workers", min=0)
+
+
+def bench(request: BenchRequest) -> BenchReport:
     """`lenet-search bench`: load the data onto the device and time both pipelines."""
-    dataset = load_dataset(data, resolve_device(device), val_size=val_size)
-    threads_used = set_threads(threads)
+    r = request
+    dataset = load_dataset(r.data, resolve_device(r.device), val_size=r.val_size)
+    threads_used = set_threads(r.threads)
+    naive = (list(r.naive_batch_sizes) if r.naive_batch_sizes is not None else None) if r.naive else []
     rows = run_benchmark(
         dataset,
-        data,
-        batch_sizes,
-        epochs=epochs,
-        naive_batch_sizes=naive_batch_sizes,
-        threads=threads,
-        num_workers=num_workers,
+        r.data,
+        list(r.batch_sizes),
+        epochs=r.epochs,
+        naive_batch_sizes=naive,
+        threads=r.threads,
+        num_workers=r.num_workers,
     )
     return BenchReport(str(dataset.device), threads_used, len(dataset.train_x), rows)

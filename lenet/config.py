@@ -10,7 +10,10 @@ from typing import Any
 from lenet.errors import ConfigError
 
 
-def _field(default: Any, help: str, **cli: Any) -> Any:
+def option(default: Any, help: str, **cli: Any) -> Any:
+    """A field with its help text, from which a command line derives its flag; `cli` holds
+    what it needs beyond the field's type: flag, alias, min, above, choices, metavar, env,
+    folder, shared (an option several commands declare alike)."""
     return field(default=default, metadata={"help": help, **cli})
 
 
@@ -22,17 +25,17 @@ class TrainConfig:
     this one definition.
     """
 
-    lr: float = _field(0.05, "initial learning rate of SGD")
-    momentum: float = _field(0.9, "SGD momentum")
-    step_size: int = _field(4, "StepLR: epochs between learning-rate decays")
-    gamma: float = _field(0.3, "StepLR: factor applied to the learning rate at each decay")
-    batch_size: int = _field(128, "images per optimizer step")
-    max_epochs: int = _field(10, "epochs to train at most", alias="--epochs")
-    weight_decay: float = _field(0.0, "L2 weight decay of SGD")
-    nesterov: bool = _field(False, "use Nesterov momentum")
-    augment: bool = _field(False, "random crop (padding 4) and horizontal flip, per batch on the device")
-    evals_per_epoch: int = _field(1, "validation evaluations per epoch (finer time-to-target)")
-    seed: int = _field(0, "seed of weight initialisation, shuffling and augmentation")
+    lr: float = option(0.05, "initial learning rate of SGD")
+    momentum: float = option(0.9, "SGD momentum")
+    step_size: int = option(4, "StepLR: epochs between learning-rate decays")
+    gamma: float = option(0.3, "StepLR: factor applied to the learning rate at each decay")
+    batch_size: int = option(128, "images per optimizer step")
+    max_epochs: int = option(10, "epochs to train at most", alias="--epochs")
+    weight_decay: float = option(0.0, "L2 weight decay of SGD")
+    nesterov: bool = option(False, "use Nesterov momentum")
+    augment: bool = option(False, "random crop (padding 4) and horizontal flip, per batch on the device")
+    evals_per_epoch: int = option(1, "validation evaluations per epoch (finer time-to-target)")
+    seed: int = option(0, "seed of weight initialisation, shuffling and augmentation")
 
     def __post_init__(self) -> None:
         problems = []

@@ -38,7 +38,7 @@ val_size_option = click.option(
     show_default=True,
     help="Training images held out (stratified, seeded) for validation.",
 )
-SHARED = {"data": data_option, "device": device_option, "val_size": val_size_option}
+SHARED = {"data": data_option, "device": device_option, "threads": threads_option, "val_size": val_size_option}
 storage_option = click.option(
     "--storage",
     "storage_url",
@@ -59,6 +59,8 @@ def sub_storage_option(f: F) -> F:
 def _kind(fld: Field[Any]) -> type:
     """The field's value type from its annotation (a string under `from __future__ import annotations`)."""
     name = str(fld.type).replace(" | None", "").strip()
+    if name.startswith("tuple[int"):
+        return tuple
     return {"int": int, "float": float, "str": str, "bool": bool, "Path": Path}.get(name, str)
 
 
@@ -66,12 +68,40 @@ def _click_type(fld: Field[Any], kind: type) -> Any:
     meta = fld.metadata
     if "choices" in meta:
         return click.Choice(meta["choices"])
-    if kind in (int, float) and ("min" in meta or "above" in meta):
-        low, open_low = (meta["above"], True) if "above" in meta else (meta["min"], False)
-        return (click.IntRange if kind is int else click.FloatRange)(min=low, min_open=open_low)
+    if kind in (int, float) and {"min", "above", "below"} & set(meta):
+        low, low_open = (meta["above"], True) if "above" in meta else (meta.get("min"), False)
+        bounds = {"min": low, "min_open": low_open, "max": meta.get("below"), "max_open": "below" in meta}
+        return click.IntRange(**bounds) if kind is int else click.FloatRange(**bounds)
     if kind is Path:
-        return click.Path(path_type=Path, dir_okay=False)
+        return (
+            click.Path(path_type=Path, file_okay=False)
+            if meta.get("folder")
+            else click.Path(path_type=Path, dir_okay=False)
+        )
     return kind
+
+
+def _option(fld: Field[Any]) -> Callable[[F], F]:
+    """The click option of one request field."""
+    meta, kind = fld.metadata, _kind(fld)
+    flag = meta.get("flag", "--" + fld.name.replace("_", "-"))
+    default = None if fld.default is MISSING else fld.default
+    extra: dict[str, Any] = {"default": default, "show_default": default is not None, "help": meta["help"]}
+    if kind is bool:
+        decls = [flag] if meta.get("flag_only") else [f"{flag}/--no-{flag[2:]}"]
+        if meta.get("flag_only"):
+            extra.update(is_flag=True, show_default=False)
+    else:
+        decls = [flag]
+    if kind is tuple:  # a comma-separated list of positive integers
+        extra.update(callback=int_list, default=None if default is None else ",".join(map(str, default)))
+    elif kind is not bool:
+        extra["type"] = _click_type(fld, kind)
+    if "metavar" in meta:
+        extra["metavar"] = meta["metavar"]
+    if "env" in meta:
+        extra["envvar"] = meta["env"]
+    return click.option(*decls, fld.name, **extra)
 
 
 def request_options(cls: type) -> Callable[[F], F]:
@@ -80,24 +110,8 @@ def request_options(cls: type) -> Callable[[F], F]:
 
     def decorate(f: F) -> F:
         for fld in reversed(fields(cls)):
-            meta = fld.metadata
-            if "help" not in meta:
-                continue
-            if meta.get("shared"):
-                f = SHARED[fld.name](f)
-                continue
-            kind = _kind(fld)
-            flag = meta.get("flag", "--" + fld.name.replace("_", "-"))
-            default = None if fld.default is MISSING else fld.default
-            if kind is bool:
-                decls, extra = [f"{flag}/--no-{flag[2:]}", fld.name], {}
-            else:
-                decls, extra = [flag, fld.name], {"type": _click_type(fld, kind)}
-            if "metavar" in meta:
-                extra["metavar"] = meta["metavar"]
-            if "env" in meta:
-                extra["envvar"] = meta["env"]
-            f = click.option(*decls, default=default, show_default=default is not None, help=meta["help"], **extra)(f)
+            if "help" in fld.metadata:
+                f = (SHARED[fld.name] if fld.metadata.get("shared") else _option(fld))(f)
         return f
 
     return decorate
@@ -117,7 +131,7 @@ def train_config_options(f: F) -> F:
     return f
 
 
-def int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+def int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
     """A comma-separated list of positive integers."""
     if value is None:
         return None
@@ -127,4 +141,4 @@ def int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> l
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
     if not items or any(v < 1 for v in items):
         raise click.BadParameter(f"expected positive integers, got {value!r}")
-    return items
+    return tuple(items)

@@ -61,8 +61,8 @@ def export(study_name: str, storage_url: str, trial_number: int | None, output: 
     from search.retrain.export import export_trial
     from search.views.text import export_summary
 
-    trial, document = export_trial(storage_url, study_name, trial_number, output)
-    click.echo(f"exported trial {trial.number} of {study_name!r} to {output}: {export_summary(trial, document)}")
+    document = export_trial(storage_url, study_name, trial_number, output)
+    click.echo(f"exported trial {document.study.trial} of {study_name!r} to {output}: {export_summary(document)}")
 
 
 @click.group(invoke_without_command=True)

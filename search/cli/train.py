@@ -5,55 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import click
 
+from lenet.bench import BenchRequest
 from lenet.config import TrainConfig
 from lenet.curve import EvalRecord
-from search.cli.options import (
-    data_option,
-    device_option,
-    int_list,
-    threads_option,
-    train_config_options,
-    val_size_option,
-)
-from search.retrain.training import DEFAULT_RUNS_DIR
+from search.cli.options import request_options, train_config_options
+from search.retrain.training import TrainRequest
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Start from this config (an `export` file or a JSON/TOML mapping of the fields below); flags override it.",
-)
+@request_options(TrainRequest)
 @train_config_options
-@data_option
-@device_option
-@threads_option
-@val_size_option
-@click.option(
-    "--target",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=None,
-    help="Validation accuracy to time (seconds to target). [default: the --config export's target]",
-)
-@click.option(
-    "--stop-at-target",
-    is_flag=True,
-    help="End training at the first evaluation at the target, as a study's trial does.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help=f"Folder for metrics.json and model.pt. [default: {DEFAULT_RUNS_DIR}/<timestamp>]",
-)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of writing them (unless --out is given)."
 )
@@ -66,7 +31,7 @@ def train(as_json: bool, quiet: bool, **request: Any) -> None:
       lenet-search train --data ../shared/data/cifar10-images.tar.gz --batch-size 128 \\
           --lr 0.05 --momentum 0.9 --step-size 4 --gamma 0.3 --epochs 10
     """
-    from search.retrain.training import TrainRequest, run_training
+    from search.retrain.training import run_training
     from search.views.text import train_summary
 
     overrides = {f.name: request.pop(f.name) for f in fields(TrainConfig)}
@@ -116,51 +81,9 @@ class _EpochBar:
 
 
 @click.command()
-@data_option
-@device_option
-@threads_option
-@val_size_option
-@click.option(
-    "--batch-sizes",
-    default="32,128,256,512,2048",
-    show_default=True,
-    callback=int_list,
-    help="Batch sizes to time the engine at.",
-)
-@click.option(
-    "--naive-batch-sizes",
-    default=None,
-    callback=int_list,
-    help="Batch sizes to time the naive DataLoader pipeline at. [default: --batch-sizes]",
-)
-@click.option("--no-naive", is_flag=True, help="Skip the naive pipeline.")
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=2,
-    show_default=True,
-    help="Timed epochs per row (median reported; the engine also runs one warm-up epoch).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=2,
-    show_default=True,
-    help="DataLoader worker processes of the naive pipeline.",
-)
+@request_options(BenchRequest)
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def bench(
-    data: str | None,
-    device: str,
-    threads: int | None,
-    val_size: int,
-    batch_sizes: list[int],
-    naive_batch_sizes: list[int] | None,
-    no_naive: bool,
-    epochs: int,
-    workers: int,
-    as_json: bool,
-) -> None:
+def bench(as_json: bool, **request: Any) -> None:
     """Time training epochs of the engine against the naive torchvision DataLoader pipeline,
     side by side in one run, per batch size.
 
@@ -170,14 +93,5 @@ def bench(
     """
     from lenet.bench import bench as run_bench
 
-    report = run_bench(
-        data,
-        device,
-        batch_sizes,
-        epochs=epochs,
-        naive_batch_sizes=[] if no_naive else naive_batch_sizes,
-        threads=threads,
-        val_size=val_size,
-        num_workers=workers,
-    )
+    report = run_bench(BenchRequest(**request))
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(report.table()))

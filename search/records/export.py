@@ -4,132 +4,66 @@ measures, its study's clock, its confirmation and where it came from."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 from lenet.config import TrainConfig
 from search.errors import ConfigFileError
 from search.records import keys as k
+from search.records.stored import Stored, stored
+from search.records.trial import TrialResult
 from search.records.upgrade import upgrade_export
 
 EXPORT_FORMAT = "lenet-search/export-v1"
 
 
-class _Section:
-    """A dataclass stored as a JSON object: `_KEYS` maps each field to its stored key."""
+@dataclass(frozen=True)
+class ExportedStudy(Stored):
+    """Where the trial came from. (Fields without a default are in every export; an older
+    export read back has None where it lacks one.)"""
 
-    _KEYS: ClassVar[dict[str, str]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {self._KEYS[f.name]: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None):  # noqa: ANN206  (the subclass)
-        d = d if isinstance(d, Mapping) else {}
-        return cls(**{f.name: d.get(cls._KEYS[f.name]) for f in fields(cls)})  # type: ignore[arg-type]
+    name: str = stored(k.EXPORTED_STUDY_NAME)
+    storage: str = stored(k.EXPORTED_STUDY_STORAGE)
+    trial: int = stored(k.EXPORTED_STUDY_TRIAL)
+    state: str = stored(k.EXPORTED_STUDY_STATE)
+    target: float | None = stored(k.EXPORTED_STUDY_TARGET, None)
+    objective: str | None = stored(k.EXPORTED_STUDY_OBJECTIVE, None)
+    clock_kind: str | None = stored(k.EXPORTED_STUDY_CLOCK_KIND, None)
 
 
 @dataclass(frozen=True)
-class ExportedMetrics(_Section):
-    clock_seconds_to_target: float | None = None
-    measured_seconds_to_target: float | None = None
-    epochs_to_target: float | None = None
-    images_to_target: int | None = None
-    best_val_accuracy: float | None = None
-    measured_seconds: float | None = None  # training, evaluation excluded
-    outcome: str | None = None
-    reason: str | None = None
-
-    _KEYS: ClassVar[dict[str, str]] = dict(
-        clock_seconds_to_target=k.METRIC_SECONDS_TO_TARGET,
-        measured_seconds_to_target=k.METRIC_MEASURED_SECONDS_TO_TARGET,
-        epochs_to_target=k.METRIC_EPOCHS_TO_TARGET,
-        images_to_target=k.METRIC_IMAGES_TO_TARGET,
-        best_val_accuracy=k.METRIC_BEST_VAL_ACCURACY,
-        measured_seconds=k.METRIC_TRAIN_SECONDS,
-        outcome=k.METRIC_OUTCOME,
-        reason=k.METRIC_REASON,
-    )
-
-
-@dataclass(frozen=True)
-class ExportedStudy(_Section):
-    name: str | None = None
-    storage: str | None = None
-    trial: int | None = None
-    state: str | None = None
-    target: float | None = None
-    objective: str | None = None
-    clock_kind: str | None = None
-
-    _KEYS: ClassVar[dict[str, str]] = dict(
-        name=k.EXPORTED_STUDY_NAME,
-        storage=k.EXPORTED_STUDY_STORAGE,
-        trial=k.EXPORTED_STUDY_TRIAL,
-        state=k.EXPORTED_STUDY_STATE,
-        target=k.EXPORTED_STUDY_TARGET,
-        objective=k.EXPORTED_STUDY_OBJECTIVE,
-        clock_kind=k.EXPORTED_STUDY_CLOCK_KIND,
-    )
-
-
-@dataclass(frozen=True)
-class ConfirmedTimes(_Section):
+class ConfirmedTimes(Stored):
     """A raced trial's times on the confirmation's seeds, in the study's clock. None stands
     for a seed that never reached the target within the epoch budget (JSON has no infinity)."""
 
-    winner: bool | None = None
-    seeds: list[int] | None = None
-    seconds: list[float | None] | None = None
-    at_least: list[float | None] | None = None
-    median: float | None = None
-    low: float | None = None
-    high: float | None = None
-    exact: bool | None = None  # every time exact: `high` is exact too
-    median_exact: bool | None = None  # the median is exact, else a lower bound
-    dropped: str | None = None
-
-    _KEYS: ClassVar[dict[str, str]] = dict(
-        winner=k.CONFIRMED_WINNER,
-        seeds=k.CONFIRMED_SEEDS,
-        seconds=k.CONFIRMED_SECONDS,
-        at_least=k.CONFIRMED_AT_LEAST,
-        median=k.CONFIRMED_MEDIAN,
-        low=k.CONFIRMED_LOW,
-        high=k.CONFIRMED_HIGH,
-        exact=k.CONFIRMED_EXACT,
-        median_exact=k.CONFIRMED_MEDIAN_EXACT,
-        dropped=k.CONFIRMED_DROPPED,
-    )
+    winner: bool = stored(k.CONFIRMED_WINNER)
+    seeds: list[int] = stored(k.CONFIRMED_SEEDS)
+    seconds: list[float | None] = stored(k.CONFIRMED_SECONDS)
+    at_least: list[float | None] = stored(k.CONFIRMED_AT_LEAST)
+    exact: bool = stored(k.CONFIRMED_EXACT)  # every time exact: `high` is exact too
+    median_exact: bool = stored(k.CONFIRMED_MEDIAN_EXACT)  # the median is exact, else a lower bound
+    median: float | None = stored(k.CONFIRMED_MEDIAN, None)
+    low: float | None = stored(k.CONFIRMED_LOW, None)
+    high: float | None = stored(k.CONFIRMED_HIGH, None)
+    dropped: str | None = stored(k.CONFIRMED_DROPPED, None)
 
 
 @dataclass(frozen=True)
-class Provenance(_Section):
-    seed: int | None = None
-    device: str | None = None
-    threads: int | None = None
-    data_checksum: str | None = None
-    trial_versions: dict[str, str] | None = None
-    trial_finished: str | None = None
-    exported: str | None = None
-    exported_with: dict[str, str] | None = None
-
-    _KEYS: ClassVar[dict[str, str]] = dict(
-        seed=k.PROVENANCE_SEED,
-        device=k.PROVENANCE_DEVICE,
-        threads=k.PROVENANCE_THREADS,
-        data_checksum=k.PROVENANCE_DATA_CHECKSUM,
-        trial_versions=k.PROVENANCE_TRIAL_VERSIONS,
-        trial_finished=k.PROVENANCE_TRIAL_FINISHED,
-        exported=k.PROVENANCE_EXPORTED,
-        exported_with=k.PROVENANCE_EXPORTED_WITH,
-    )
+class Provenance(Stored):
+    trial_versions: dict[str, str] = stored(k.PROVENANCE_TRIAL_VERSIONS)
+    exported: str = stored(k.PROVENANCE_EXPORTED)
+    exported_with: dict[str, str] = stored(k.PROVENANCE_EXPORTED_WITH)
+    seed: int | None = stored(k.PROVENANCE_SEED, None)
+    device: str | None = stored(k.PROVENANCE_DEVICE, None)
+    threads: int | None = stored(k.PROVENANCE_THREADS, None)
+    data_checksum: str | None = stored(k.PROVENANCE_DATA_CHECKSUM, None)
+    trial_finished: str | None = stored(k.PROVENANCE_TRIAL_FINISHED, None)
 
 
 @dataclass(frozen=True)
 class ExportDocument:
     config: TrainConfig
-    metrics: ExportedMetrics
+    metrics: TrialResult  # how the trial ended, under its trial attributes' keys
     study: ExportedStudy
     clock: dict[str, Any] | None  # lenet.clock.StepClock.to_dict(): a retrain prices its steps in it
     confirmation: ConfirmedTimes | None
@@ -163,7 +97,7 @@ class ExportDocument:
         confirmed = d.get(k.EXPORT_CONFIRMATION)
         return cls(
             config=config,
-            metrics=ExportedMetrics.from_dict(d.get(k.EXPORT_METRICS)),
+            metrics=TrialResult.from_dict(d.get(k.EXPORT_METRICS)),
             study=ExportedStudy.from_dict(d.get(k.EXPORT_STUDY)),
             clock=d.get(k.EXPORT_CLOCK) or None,
             confirmation=ConfirmedTimes.from_dict(confirmed) if confirmed else None,

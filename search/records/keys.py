@@ -66,15 +66,7 @@ EXPORT_STUDY = "study"
 EXPORT_CLOCK = "clock"  # the study's step clock (lenet.clock.StepClock.to_dict()), or null
 EXPORT_CONFIRMATION = "confirmation"  # the trial's times on the confirmation's seeds, or null
 EXPORT_PROVENANCE = "provenance"
-# within "metrics"
-METRIC_SECONDS_TO_TARGET = "seconds_to_target"  # in the study's clock
-METRIC_MEASURED_SECONDS_TO_TARGET = "measured_seconds_to_target"
-METRIC_EPOCHS_TO_TARGET = "epochs_to_target"
-METRIC_IMAGES_TO_TARGET = "images_to_target"
-METRIC_BEST_VAL_ACCURACY = "best_val_accuracy"
-METRIC_TRAIN_SECONDS = "train_seconds"  # measured
-METRIC_OUTCOME = "outcome"
-METRIC_REASON = "reason"
+# within "metrics": how the trial ended, under its trial attributes' keys (TrialResult's)
 # within "study"
 EXPORTED_STUDY_NAME = "name"
 EXPORTED_STUDY_STORAGE = "storage"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import optuna
@@ -28,6 +28,7 @@ from search.records.keys import (
     STUDY_TARGET_SOURCE,
     STUDY_THREADS,
 )
+from search.records.stored import Stored, stored
 from search.records.upgrade import SCHEMA_VERSION, schema_of, upgrade_study
 
 OBJECTIVE_TEXT = (
@@ -39,67 +40,44 @@ CLOCK_KINDS = ("calibrated", "measured")  # a trial's seconds: priced by the ste
 
 
 @dataclass(frozen=True)
-class StudyRecord:
+class StudyRecord(Stored):
     """What a study is created with and keeps, so that its trials stay comparable."""
 
-    target: float
-    target_source: str
-    space: dict[str, Any]  # SearchSpace.to_dict()
-    device: str
-    threads: int
-    data_checksum: str
-    seed: int
-    created: str
-    baseline: dict[str, Any] | None = None
-    hardware: dict[str, Any] | None = None  # None: a study stored before it was recorded
-    jobs: int = 1
-    clock: str = "measured"  # studies stored before the step clock read the wall clock
-    clock_table: dict[str, Any] | None = None
-    confirmation: dict[str, Any] | None = None  # written by search.confirm after the search
-    objective: str = OBJECTIVE_TEXT
-    intermediate_values: str = INTERMEDIATE_TEXT
-    schema: int = SCHEMA_VERSION
+    target: float = stored(STUDY_TARGET)
+    target_source: str = stored(STUDY_TARGET_SOURCE, "")
+    space: dict[str, Any] = stored(STUDY_SPACE, None)  # SearchSpace.to_dict()
+    device: str = stored(STUDY_DEVICE, "")
+    threads: int = stored(STUDY_THREADS, 0)
+    data_checksum: str = stored(STUDY_DATA_CHECKSUM, "")
+    seed: int = stored(STUDY_SEED, 0)
+    created: str = stored(STUDY_CREATED, "")
+    baseline: dict[str, Any] | None = stored(STUDY_BASELINE, None)
+    hardware: dict[str, Any] | None = stored(STUDY_HARDWARE, None)  # None: a study stored before it was recorded
+    jobs: int = stored(STUDY_JOBS, 1)
+    clock: str = stored(STUDY_CLOCK, "measured")  # studies stored before the step clock read the wall clock
+    clock_table: dict[str, Any] | None = stored(STUDY_CLOCK_TABLE, None)
+    confirmation: dict[str, Any] | None = stored(STUDY_CONFIRMATION, None)  # written by the confirmation race
+    objective: str = stored(STUDY_OBJECTIVE, OBJECTIVE_TEXT)
+    intermediate_values: str = stored(STUDY_INTERMEDIATE_VALUES, INTERMEDIATE_TEXT)
+    schema: int = stored(STUDY_SCHEMA, SCHEMA_VERSION)
 
-    _KEYS = dict(
-        target=STUDY_TARGET,
-        target_source=STUDY_TARGET_SOURCE,
-        space=STUDY_SPACE,
-        device=STUDY_DEVICE,
-        threads=STUDY_THREADS,
-        data_checksum=STUDY_DATA_CHECKSUM,
-        seed=STUDY_SEED,
-        created=STUDY_CREATED,
-        baseline=STUDY_BASELINE,
-        hardware=STUDY_HARDWARE,
-        jobs=STUDY_JOBS,
-        clock=STUDY_CLOCK,
-        clock_table=STUDY_CLOCK_TABLE,
-        confirmation=STUDY_CONFIRMATION,
-        objective=STUDY_OBJECTIVE,
-        intermediate_values=STUDY_INTERMEDIATE_VALUES,
-        schema=STUDY_SCHEMA,
-    )
     _OPTIONAL = (STUDY_BASELINE, STUDY_HARDWARE, STUDY_CLOCK_TABLE, STUDY_CONFIRMATION)  # not stored when None
 
     def items(self) -> dict[str, Any]:
         """The study attributes to store (a study without a baseline stores none)."""
-        values = {self._KEYS[f.name]: getattr(self, f.name) for f in fields(self)}
-        return {k: v for k, v in values.items() if not (k in self._OPTIONAL and v is None)}
+        return {k: v for k, v in self.to_dict().items() if not (k in self._OPTIONAL and v is None)}
 
     @classmethod
     def of(cls, attrs: Mapping[str, Any]) -> StudyRecord | None:
         """The record of a study's attributes; None for a study lenet-search did not create."""
         if STUDY_TARGET not in attrs:
             return None
-        schema = schema_of(attrs)
-        a = upgrade_study(attrs)
-        values: dict[str, Any] = {}
+        values = cls.values(upgrade_study(attrs))
         for f in fields(cls):
-            key = cls._KEYS[f.name]
-            if key in a and not (key in cls._OPTIONAL and not a[key]):
-                values[f.name] = dict(a[key]) if isinstance(a[key], Mapping) else a[key]
-        missing = dict(target_source="", device="", data_checksum="", created="", threads=0, seed=0, space={})
-        return cls(**{**missing, **values, **dict(schema=schema)})
+            if f.metadata["key"] in cls._OPTIONAL and not values[f.name]:
+                values[f.name] = None  # stored empty: none
+        record = cls(**values)
+        return replace(record, space=dict(record.space or {}), schema=schema_of(attrs))
 
     def step_clock(self) -> StepClock | None:
         """The study's step clock; None for the measured clock."""

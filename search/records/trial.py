@@ -42,6 +42,7 @@ from search.records.keys import (
     TRAIN_SECONDS,
     VERSIONS,
 )
+from search.records.stored import Stored, stored
 from search.records.upgrade import upgrade_curve, upgrade_trial
 
 CurvePoint = Mapping[str, float]
@@ -81,44 +82,30 @@ class TrialSetup:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrialResult:
+class TrialResult(Stored):
     """How a trial ended: its figures against the target, the outcome and its reason. (The
     defaults are what a trial that never ended so reads back as.)"""
 
-    best_val_accuracy: float | None = None
-    epochs: float = 0.0
-    measured_seconds: float = 0.0  # training, evaluation excluded
-    clock_seconds: float = 0.0  # the same training in the study's clock
-    clock_seconds_to_target: float | None = None  # None: the target was not reached
-    measured_seconds_to_target: float | None = None
-    epochs_to_target: float | None = None
-    images_to_target: int | None = None
-    capped_at: float | None = None
-    outcome: str | None = None
-    reason: str = ""
-
-    _KEYS = dict(
-        best_val_accuracy=BEST_VAL_ACCURACY,
-        epochs=EPOCHS,
-        measured_seconds=TRAIN_SECONDS,
-        clock_seconds=CLOCK_SECONDS,
-        clock_seconds_to_target=SECONDS_TO_TARGET,
-        measured_seconds_to_target=MEASURED_SECONDS_TO_TARGET,
-        epochs_to_target=EPOCHS_TO_TARGET,
-        images_to_target=IMAGES_TO_TARGET,
-        capped_at=CAPPED_AT,
-        outcome=OUTCOME,
-        reason=REASON,
-    )
+    best_val_accuracy: float | None = stored(BEST_VAL_ACCURACY, None)
+    epochs: float = stored(EPOCHS, 0.0)
+    measured_seconds: float = stored(TRAIN_SECONDS, 0.0)  # training, evaluation excluded
+    clock_seconds: float = stored(CLOCK_SECONDS, 0.0)  # the same training in the study's clock
+    clock_seconds_to_target: float | None = stored(SECONDS_TO_TARGET, None)  # None: the target was not reached
+    measured_seconds_to_target: float | None = stored(MEASURED_SECONDS_TO_TARGET, None)
+    epochs_to_target: float | None = stored(EPOCHS_TO_TARGET, None)
+    images_to_target: int | None = stored(IMAGES_TO_TARGET, None)
+    capped_at: float | None = stored(CAPPED_AT, None)
+    outcome: str | None = stored(OUTCOME, None)
+    reason: str = stored(REASON, "")
 
     def write(self, trial: optuna.Trial) -> None:
-        for f in fields(TrialResult):
-            trial.set_user_attr(TrialResult._KEYS[f.name], getattr(self, f.name))
+        for key, value in self.to_dict().items():
+            trial.set_user_attr(key, value)
 
-    @staticmethod
-    def read(attrs: Mapping[str, Any]) -> dict[str, Any]:
-        """The result's fields as stored in `attrs` (absent ones at their defaults)."""
-        return {f.name: attrs.get(TrialResult._KEYS[f.name], f.default) for f in fields(TrialResult)}
+    @classmethod
+    def of(cls, record: TrialResult) -> TrialResult:
+        """Just how `record` (a TrialRecord, say) ended."""
+        return cls(**{f.name: getattr(record, f.name) for f in fields(TrialResult)})
 
 
 def write_curve(trial: optuna.Trial, curve: list[dict[str, float]]) -> None:
@@ -168,7 +155,7 @@ class TrialRecord(TrialResult):
             versions=dict(a.get(VERSIONS) or {}),
             baseline=bool(a.get(BASELINE, False)),
             curve=list(a.get(CURVE) or []),
-            **TrialResult.read(a),
+            **TrialResult.values(a),
         )
 
     @property

@@ -10,27 +10,24 @@ from optuna.trial import FrozenTrial
 
 from search.confirm.race import Confirmation, confirmation_of
 from search.errors import ExportError
-from search.records.export import ConfirmedTimes, ExportDocument, ExportedMetrics, ExportedStudy, Provenance
+from search.records.export import ConfirmedTimes, ExportDocument, ExportedStudy, Provenance
 from search.records.files import write_json
 from search.records.provenance import library_versions, now_text
 from search.records.study import study_record
-from search.records.trial import TrialRecord
+from search.records.trial import TrialRecord, TrialResult
 from search.study.opening import load_existing
 from search.study.queries import best_completed
 from search.study.storage import opened
 
 
-def export_trial(
-    storage_url: str, study_name: str, number: int | None, output: Path
-) -> tuple[TrialRecord, ExportDocument]:
+def export_trial(storage_url: str, study_name: str, number: int | None, output: Path) -> ExportDocument:
     """Write the confirmed winner of the study (else its best trial, or trial `number`) to
-    `output`; returns the trial's record and what was written."""
+    `output`; returns what was written."""
     with opened(storage_url) as storage:
         study = load_existing(storage, study_name)
-        trial = pick_trial(study, number)
-        document = export_document(study, trial, storage_url)
+        document = export_document(study, pick_trial(study, number), storage_url)
     write_json(output, document.to_dict())
-    return TrialRecord.of(trial), document
+    return document
 
 
 def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
@@ -71,16 +68,7 @@ def export_document(study: optuna.Study, trial: FrozenTrial, storage_url: str) -
     finished = trial.datetime_complete
     return ExportDocument(
         config=r.config,
-        metrics=ExportedMetrics(
-            clock_seconds_to_target=r.clock_seconds_to_target,
-            measured_seconds_to_target=r.measured_seconds_to_target,
-            epochs_to_target=r.epochs_to_target,
-            images_to_target=r.images_to_target,
-            best_val_accuracy=r.best_val_accuracy,
-            measured_seconds=r.measured_seconds,
-            outcome=r.outcome,
-            reason=r.reason,
-        ),
+        metrics=TrialResult.of(r),
         study=ExportedStudy(
             name=study.study_name,
             storage=storage_url,

@@ -4,13 +4,13 @@ train, test, measure against the target, save."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lenet.checkpoint import save_checkpoint
 from lenet.clock import StepClock
-from lenet.config import TrainConfig
+from lenet.config import TrainConfig, option
 from lenet.curve import EvalRecord
 from lenet.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE, DeviceData, load_dataset
 from lenet.device import resolve_device
@@ -30,18 +30,34 @@ DEFAULT_RUNS_DIR = Path("studies") / "runs"
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """What `lenet-search train` was asked for."""
+    """What `lenet-search train` was asked for (besides the TrainConfig fields, `overrides`)."""
 
-    overrides: Mapping[str, Any]  # TrainConfig fields given as flags (None: not given)
-    config_file: Path | None = None
-    data: str | None = None
-    device: str = "auto"
-    threads: int | None = None
-    val_size: int = DEFAULT_VAL_SIZE
-    target: float | None = None  # None: the --config export's target, if any
-    stop_at_target: bool = False
-    out_dir: Path | None = None  # None: DEFAULT_RUNS_DIR/<timestamp>, unless write is False
-    write: bool = True
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig fields given as flags (None: not given)
+    config_file: Path | None = option(
+        None,
+        "Start from this config (an `export` file or a JSON/TOML mapping of the fields below); flags override it.",
+        flag="--config",
+    )
+    data: str | None = option(None, "CIFAR-10 source", shared=True)
+    device: str = option("auto", "the training device", shared=True)
+    threads: int | None = option(None, "torch CPU threads", shared=True)
+    val_size: int = option(DEFAULT_VAL_SIZE, "validation images held out", shared=True)
+    target: float | None = option(
+        None,
+        "Validation accuracy to time (seconds to target). [default: the --config export's target]",
+        above=0.0,
+        below=1.0,
+    )
+    stop_at_target: bool = option(
+        False, "End training at the first evaluation at the target, as a study's trial does.", flag_only=True
+    )
+    out_dir: Path | None = option(
+        None,
+        f"Folder for metrics.json and model.pt. [default: {DEFAULT_RUNS_DIR}/<timestamp>]",
+        flag="--out",
+        folder=True,
+    )
+    write: bool = True  # False: keep the metrics in memory (unless out_dir is given)
 
 
 @dataclass(frozen=True)

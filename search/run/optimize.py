@@ -79,7 +79,7 @@ def _run(
             stopped = [c for c in codes if c in INTERRUPT_CODES]
             interrupted = stopped[0] if stopped else None
         finished, _ = finished_count(study)
-        if interrupted is None and not any(codes) and finished >= spec.n_trials:
+        if interrupted is None and not any(codes) and finished >= spec.request.n_trials:
             confirm_started = time.monotonic()
             race = _confirm(prepared, on_confirm)
     except Interrupted as exc:
@@ -105,5 +105,5 @@ def _confirm(prepared: Prepared, on_run: Callable[[SeedRun], None] | None) -> Co
     r, spec, at = prepared.request, prepared.spec, prepared.confirm_at
     if r.confirm_top < 1:
         return None
-    data = load_dataset(spec.data, at.device, val_size=spec.val_size)
+    data = load_dataset(spec.request.data, at.device, val_size=spec.request.val_size)
     return confirm(prepared.study, data, top=r.confirm_top, n_seeds=r.confirm_seeds, threads=at.threads, on_run=on_run)

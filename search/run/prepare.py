@@ -116,22 +116,7 @@ def _open(
         pruner=make_pruner(r.pruner, value),
         explicit_target=explicit,
     )
-    spec = WorkerSpec(
-        study_name=r.study_name,
-        storage_url=r.storage_url,
-        n_trials=r.n_trials,
-        target=value,
-        space=setting.space,
-        sampler=r.sampler,
-        pruner=r.pruner,
-        seed=r.seed,
-        data=r.data,
-        device=str(setting.device),
-        val_size=r.val_size,
-        placements=setting.placements,
-        timeout=r.timeout,
-        trial_note=trial_note,
-    )
+    spec = WorkerSpec(r, value, setting.space, str(setting.device), setting.placements, trial_note)
     return Prepared(
         request=r,
         spec=spec,

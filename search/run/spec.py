@@ -1,20 +1,20 @@
 """What a run of the search is asked for, and what each worker needs to join it: plain data,
 importing nothing of the run layer, so that any layer (and a worker process) can hold it.
 
-`OptimizeRequest`'s field metadata carries each option's help text, as `TrainConfig`'s does, so
-the command line derives its flags from this one definition.
+`OptimizeRequest`'s field metadata carries each option's help text (lenet.config.option), as
+`TrainConfig`'s does, so the command line derives its flags from this one definition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 import torch
 
+from lenet.config import option
 from lenet.data import DEFAULT_VAL_SIZE
 from lenet.device import accelerator_count, cpu_count, worker_device
 from search.confirm.race import DEFAULT_SEEDS, DEFAULT_TOP
@@ -26,13 +26,6 @@ from search.space import DEFAULT_EVALS_PER_EPOCH, DEFAULT_MAX_EPOCHS, SearchSpac
 from search.study.opening import DEFAULT_STUDY
 from search.study.storage import DEFAULT_STORAGE
 from search.target import DEFAULT_TARGET
-
-
-def option(default: Any, help: str, **cli: Any) -> Any:
-    """A request field with its help text; `cli` holds what the command line needs beyond
-    the field's type: flag, min, choices, metavar, env, or shared (an option several commands
-    declare alike)."""
-    return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass(frozen=True)
@@ -149,21 +142,14 @@ TrialNote = Callable[[optuna.Trial, TrialResult, float, str], None]
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """Everything a worker process needs to join the study (picklable)."""
+    """Everything a worker process needs to join the study (picklable): the request, and what
+    preparing it settled."""
 
-    study_name: str
-    storage_url: str
-    n_trials: int
+    request: OptimizeRequest
     target: float
     space: SearchSpace
-    sampler: str
-    pruner: str
-    seed: int
-    data: str | None
     device: str  # as asked and resolved: each worker's own is in `placements`
-    val_size: int
     placements: tuple[Placement, ...]  # worker i trains at placements[i]
-    timeout: float | None = None
     trial_note: TrialNote | None = None
 
     @property

@@ -60,18 +60,18 @@ def install_signal_handlers() -> None:
 
 def run_worker(spec: WorkerSpec, worker_index: int = 0) -> None:
     """A worker process: its own storage, sampler and pruner, built once, then trials until
-    the study has `spec.n_trials` finished ones (or the timeout passes)."""
-    storage = make_storage(spec.storage_url)
+    the study has `spec.request.n_trials` finished ones (or the timeout passes)."""
+    storage = make_storage(spec.request.storage_url)
     try:
-        record = StudyRecord.of(storage.get_study_user_attrs(storage.get_study_id_from_name(spec.study_name)))
+        record = StudyRecord.of(storage.get_study_user_attrs(storage.get_study_id_from_name(spec.request.study_name)))
         assert record is not None  # the parent created or checked the study before starting workers
         study = load_study(
-            spec.study_name,
+            spec.request.study_name,
             storage,
             record,
-            sampler=spec.sampler,
-            seed=spec.seed + worker_index,  # distinct proposals per worker, reproducible per worker
-            pruner=make_pruner(spec.pruner, spec.target),
+            sampler=spec.request.sampler,
+            seed=spec.request.seed + worker_index,  # distinct proposals per worker, reproducible per worker
+            pruner=make_pruner(spec.request.pruner, spec.target),
         )
         run_trials(spec, spec.placements[worker_index], study)
     finally:
@@ -81,32 +81,34 @@ def run_worker(spec: WorkerSpec, worker_index: int = 0) -> None:
 def run_trials(
     spec: WorkerSpec, placement: Placement, study: optuna.Study, on_trial: TrialCallback | None = None
 ) -> None:
-    """Run the study's trials in this process, at `placement`, until it has `spec.n_trials` finished ones."""
+    """Run the study's trials in this process, at `placement`, until it has `spec.request.n_trials` finished ones."""
     quiet_optuna()
     install_signal_handlers()
     threads = set_threads(placement.threads) if placement.threads is not None else None
-    data = load_dataset(spec.data, placement.device, val_size=spec.val_size)  # the resident copy, if loaded already
+    data = load_dataset(
+        spec.request.data, placement.device, val_size=spec.request.val_size
+    )  # the resident copy, if loaded already
     record = study_record(study)
     objective = Objective(
         spec.space,
         spec.target,
         data,
-        spec.seed,
-        spec.n_trials,
+        spec.request.seed,
+        spec.request.n_trials,
         threads,
         baseline=record is not None and record.baseline is not None,
         clock=record.step_clock() if record is not None else None,
         trial_note=spec.trial_note,
     )
     callbacks = [lambda _study, trial: on_trial(trial)] if on_trial else []
-    deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+    deadline = None if spec.request.timeout is None else time.monotonic() + spec.request.timeout
     settle_until = None
     while deadline is None or time.monotonic() < deadline:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, then retried
         done, running = finished_count(study)
-        if done >= spec.n_trials:
+        if done >= spec.request.n_trials:
             # Counting never lets a live worker run past N, so a trial still RUNNING now was
             # left by a killed worker: wait for its heartbeat to go stale so that it is
             # marked FAIL rather than left RUNNING, but no longer than the grace period.
@@ -115,7 +117,7 @@ def run_trials(
                 return
             time.sleep(1.0)
             continue
-        if done + running >= spec.n_trials:
+        if done + running >= spec.request.n_trials:
             time.sleep(1.0)  # the last trials are running elsewhere; they may still fail
             continue
         study.optimize(

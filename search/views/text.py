@@ -17,14 +17,14 @@ from search.views.confirmation import confirmation_lines, median_text, range_tex
 from search.views.progress import format_params
 
 
-def export_summary(trial: TrialRecord, document: ExportDocument) -> str:
+def export_summary(document: ExportDocument) -> str:
     """What an exported trial amounts to: its confirmation, and what the search measured."""
-    if trial.clock_seconds_to_target is not None:
-        search = f"in the search {trial.clock_seconds_to_target:.1f} s to target"
+    m = document.metrics
+    if m.clock_seconds_to_target is not None:
+        search = f"in the search {m.clock_seconds_to_target:.1f} s to target"
     else:
         search = (
-            f"in the search stopped at {trial.clock_seconds:.1f} s ({trial.outcome}), "
-            f"best val {trial.best_val_accuracy or 0:.4f}"
+            f"in the search stopped at {m.clock_seconds:.1f} s ({m.outcome}), best val {m.best_val_accuracy or 0:.4f}"
         )
     c = document.confirmation
     if c is None:

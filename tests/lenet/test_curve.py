@@ -2,26 +2,12 @@
 
 import pytest
 
-from lenet.curve import EvalRecord, first_crossing
-
-
-def _record(epoch, seconds, acc, step=0):
-    return EvalRecord(
-        epoch=epoch,
-        step=step,
-        images=step * 10,
-        train_seconds=seconds,
-        wall_seconds=seconds,
-        lr=0.1,
-        train_loss=1.0,
-        train_accuracy=acc,
-        val_loss=1.0,
-        val_accuracy=acc,
-    )
+from lenet.curve import first_crossing
+from tests.synthetic import eval_record
 
 
 def test_the_crossing_is_interpolated_between_the_bracketing_evaluations():
-    history = [_record(0.5, 2.0, 0.40, 10), _record(1.0, 4.0, 0.56, 20), _record(1.5, 6.0, 0.64, 30)]
+    history = [eval_record(0.5, 2.0, 0.40, 10), eval_record(1.0, 4.0, 0.56, 20), eval_record(1.5, 6.0, 0.64, 30)]
     cross = first_crossing(history, 0.60)
     assert cross.before is history[1] and cross.after is history[2] and cross.fraction == pytest.approx(0.5)
     assert cross.interpolate(lambda r: r.train_seconds) == pytest.approx(5.0)

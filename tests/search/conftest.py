@@ -27,6 +27,10 @@ class Tiny:
     space: Path
     clock: Path  # a step clock measured once for the session, reused by every study
 
+    def retrain_args(self, config: Path, *extra: object) -> list[object]:
+        """`train --config` on the tiny data."""
+        return ["train", "--config", config, "--data", self.archive, "--val-size", "200", *extra]
+
     def optimize_args(self, storage: str, *extra: str) -> list[str]:
         return [
             "optimize",

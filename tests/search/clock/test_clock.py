@@ -17,6 +17,7 @@ from search.records.keys import POINT_CLOCK_SECONDS
 from search.records.study import step_clock, study_record
 from search.records.trial import TrialRecord
 from tests.search.cli_helpers import assert_one_line_error, run_cli
+from tests.synthetic import eval_record
 
 
 def _study(storage, name="lenet5-cifar10"):
@@ -137,26 +138,12 @@ def test_an_export_carries_the_clock_and_a_retrain_is_priced_in_it(tmp_path, fin
     doc = json.loads(export.read_text())
     assert StepClock.from_dict(doc["clock"]) == step_clock(study_record(_study(finished_study)))
     assert doc["metrics"]["measured_seconds_to_target"] is not None
-    result = run_cli(
-        "train", "--config", export, "--data", tiny.archive, "--val-size", "200", "--stop-at-target", "--json"
-    )
+    result = run_cli(*tiny.retrain_args(export), "--stop-at-target", "--json")
     assert result.code == 0, result.err
     metrics = json.loads(result.out)
     # Same config and seed, same steps: the same seconds in the study's clock as the trial.
     assert metrics["clock_seconds_to_target"] == pytest.approx(doc["metrics"]["seconds_to_target"])
-    text = run_cli(
-        "train",
-        "--config",
-        export,
-        "--data",
-        tiny.archive,
-        "--val-size",
-        "200",
-        "--stop-at-target",
-        "--quiet",
-        "--out",
-        tmp_path / "run",
-    )
+    text = run_cli(*tiny.retrain_args(export), "--stop-at-target", "--quiet", "--out", tmp_path / "run")
     assert "in the study's clock:" in text.out and "(+0 % here)" in text.out
 
 
@@ -167,26 +154,11 @@ def test_clocks_that_part_are_warned_about():
     assert len(lines) == 2 and "at batch size 512 trials took 1.60x the calibrated time" in lines[1]
 
 
-def _record(epoch, seconds, acc, step):
-    return EvalRecord(
-        epoch=epoch,
-        step=step,
-        images=step * 10,
-        train_seconds=seconds,
-        wall_seconds=seconds,
-        lr=0.1,
-        train_loss=1.0,
-        train_accuracy=acc,
-        val_loss=1.0,
-        val_accuracy=acc,
-    )
-
-
 def test_time_to_target_is_the_crossing_in_every_unit():
     # 11 steps an epoch at batch 100 of 1,050 images: 1 s a full step, 0.5 s the partial one.
     clock = StepClock("cpu", 2, 1050, {"100": StepCost(full=1.0, partial=0.5, partial_size=50, spread=0.0)}, rounds=3)
     config = TrainConfig(batch_size=100, max_epochs=2)
-    history = [_record(0.5, 2.0, 0.40, 6), _record(1.0, 4.0, 0.80, 11)]
+    history = [eval_record(0.5, 2.0, 0.40, 6), eval_record(1.0, 4.0, 0.80, 11)]
     reached = time_to_target(history, 0.6, config, clock)
     assert reached.evaluation is history[1]
     assert reached.measured_seconds == pytest.approx(3.0) and reached.epochs == pytest.approx(0.75)

@@ -213,19 +213,7 @@ def test_export_gives_the_confirmed_winner_and_a_retrain_says_where_it_falls(con
     assert c["winner"] and c["seeds"] == race.seeds and c["median"] == pytest.approx(race.median(race.incumbent))
     seed = next(r.seed for r in race.runs_of(race.incumbent) if r.exact)
     result = run_cli(
-        "train",
-        "--config",
-        out,
-        "--data",
-        tiny.archive,
-        "--val-size",
-        "200",
-        "--stop-at-target",
-        "--seed",
-        str(seed),
-        "--quiet",
-        "--out",
-        tmp_path / "run",
+        *tiny.retrain_args(out), "--stop-at-target", "--seed", str(seed), "--quiet", "--out", tmp_path / "run"
     )
     assert result.code == 0, result.err
     # The same schedule on the first confirmation seed: exactly its time in the study's clock.

@@ -48,9 +48,7 @@ def test_retrain_from_export_prints_time_to_target_and_writes_outputs(tmp_path, 
     export = tmp_path / "best.json"
     run_cli("export", "--storage", finished_study, "-o", export)
     run = tmp_path / "run"
-    result = run_cli(
-        "train", "--config", export, "--data", tiny.archive, "--val-size", "200", "--seed", "1", "--out", run, "--quiet"
-    )
+    result = run_cli(*tiny.retrain_args(export), "--seed", "1", "--out", run, "--quiet")
     assert result.code == 0, result.err
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["target"] == 0.6 and metrics["config"]["seed"] == 1

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 import search.run.objective
 from lenet.device import DevicePolicy
 from search.records.trial import TrialRecord
-from search.run.spec import Placement, WorkerSpec
+from search.run.spec import OptimizeRequest, Placement, WorkerSpec
 from search.run.workers import run_worker
 from search.space import load_space
 from search.study.storage import close_storage, make_storage
@@ -222,17 +222,14 @@ def test_a_bug_in_training_is_not_taken_for_out_of_memory(tiny, tmp_path, monkey
 def _worker_spec(tiny, storage: str, name: str, n_trials: int) -> WorkerSpec:
     """A study made by hand (a target and nothing else) and a worker's spec for it."""
     optuna.create_study(study_name=name, storage=storage).set_user_attr("target", 0.6)
-    return WorkerSpec(
+    request = OptimizeRequest(
+        n_trials=n_trials,
         study_name=name,
         storage_url=storage,
-        n_trials=n_trials,
-        target=0.6,
-        space=load_space(tiny.space),
         sampler="random",
-        pruner="saturation",
         seed=0,
         data=str(tiny.archive),
         device="cpu",
         val_size=200,
-        placements=(Placement("cpu", None),),
     )
+    return WorkerSpec(request, 0.6, load_space(tiny.space), "cpu", (Placement("cpu", None),))
