@@ -111,8 +111,9 @@ def download_torchvision(cache_dir: Path) -> Path:
             download_and_extract_archive(TORCHVISION_URL, str(root), md5=TORCHVISION_MD5)
         except Exception as exc:  # any network or checksum failure
             raise DataError(
-                f"could not download CIFAR-10 into {root} ({exc}); offline, pass --data PATH "
-                "to a cifar-10-python.tar.gz or an image-folder archive"
+                f"could not download CIFAR-10 into {root} ({exc}); offline, give the path of a "
+                "cifar-10-python.tar.gz or an image-folder archive",
+                subject="data",
             ) from exc
     return batches
 

@@ -1,4 +1,4 @@
-"""What a trial stores, as typed records; every trial attribute key and curve-point key is here.
+"""What a trial stores, as typed records, under the keys of search/records/keys.py.
 
 A trial's user attributes are written by the objective alone, in three steps: its setup when
 training starts (`TrialSetup`), its learning curve at every evaluation (`write_curve`; the

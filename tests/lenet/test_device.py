@@ -10,6 +10,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import lenet.device
+import lenet.step
 import lenet.train
 from lenet.config import TrainConfig
 from lenet.device import (
@@ -58,8 +59,9 @@ def test_every_clock_read_follows_a_synchronisation(synthetic_data, monkeypatch)
     clocks = [i for i, e in enumerate(events) if e == "clock"]
     assert len(clocks) >= 5  # wall start, epoch start, two evaluations, a restart and the wall times
     assert all(i > 0 and events[i - 1] == "sync" for i in clocks)
-    # The loop reads no clock of its own: every timing goes through the policy.
-    assert "perf_counter" not in inspect.getsource(lenet.train)
+    # The loop and the step read no clock of their own: every timing goes through the policy.
+    for module in (lenet.train, lenet.step):
+        assert "perf_counter" not in inspect.getsource(module) and "time" not in vars(module)
 
 
 class _Dtypes(TorchDispatchMode):

@@ -59,10 +59,11 @@ def test_a_paused_run_goes_on_as_if_it_never_paused(synthetic_data):
     paused = TrainingRun(cfg, synthetic_data)
     for _ in range(3):
         paused.advance()
+    assert paused.status == "running" and paused.result().status == "running"  # a suspended run says so
     between = train(TrainConfig(**{**FAST, "max_epochs": 1, "seed": 9}), synthetic_data)  # other work meanwhile
     assert between.status == "completed"
     while paused.advance() is not None:
-        pass
+        assert paused.status == "running"
     resumed = [{k: v for k, v in r.to_dict().items() if k not in timing} for r in paused.history]
     assert resumed == straight and len(resumed) == 6
     assert paused.advance() is None and paused.result().status == "completed"
