@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from lenet.config import TrainConfig
 from lenet.data import DeviceData
 from lenet.device import DevicePolicy, hardware, policy_for, set_threads, warm_up
 from lenet.errors import InputError
-from lenet.step import Stepper
+from lenet.step import EVAL_BATCH, Stepper, evaluate
 
 CLOCK_FORMAT = "lenet-search/step-clock-v1"
 
@@ -54,6 +54,8 @@ class StepClock:
     rounds: int
     seconds: float = 0.0  # wall time the calibration took
     hardware: dict[str, Any] = field(default_factory=dict)
+    evaluation: float = 0.0  # seconds per validation evaluation (0: a clock measured before it was)
+    processes: int = 1  # processes that measured it side by side, as the lanes that train with it run
 
     def cost(self, batch_size: int, augment: bool) -> StepCost:
         try:
@@ -73,7 +75,7 @@ class StepClock:
         return (steps - partial) * c.full + partial * (c.partial or 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "format": CLOCK_FORMAT,
             "device": self.device,
             "threads": self.threads,
@@ -83,6 +85,12 @@ class StepClock:
             "hardware": self.hardware,
             "costs": {k: vars(c) for k, c in self.costs.items()},
         }
+        # Written only when measured, so that a clock of an earlier version reads back unchanged.
+        if self.evaluation:
+            d["evaluation"] = self.evaluation
+        if self.processes != 1:
+            d["processes"] = self.processes
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StepClock:
@@ -98,6 +106,8 @@ class StepClock:
                 d["rounds"],
                 d.get("seconds", 0.0),
                 dict(d.get("hardware") or {}),
+                d.get("evaluation", 0.0),
+                d.get("processes", 1),
             )
         except (KeyError, TypeError) as exc:
             raise InputError(f"step clock is incomplete: {exc}") from None
@@ -117,17 +127,24 @@ def calibrate_clock(
     rounds: int = 7,
     block_seconds: float = 0.1,
     budget_seconds: float = 30.0,
+    ready: Callable[[], None] | None = None,
 ) -> StepClock:
-    """Measure the step clock for every batch size and augmentation setting given."""
+    """Measure the step clock for every batch size and augmentation setting given, and the
+    validation evaluation. `ready` is called once everything is warmed up, before the first
+    timing (processes measuring side by side start together there)."""
     started = time.perf_counter()
     policy = policy or policy_for(data.device)
     threads_used = set_threads(threads) if policy.device.type == "cpu" else 0
     n = len(data.train_x)
     settings = [(b, a) for b in sorted(set(batch_sizes)) for a in sorted(set(augments))]
-    warm_up(policy, [b for b, _ in settings] + [n % b for b, _ in settings], (), data.num_classes)
+    eval_chunks = (EVAL_BATCH, len(data.val_x) % EVAL_BATCH)
+    warm_up(policy, [b for b, _ in settings] + [n % b for b, _ in settings], eval_chunks, data.num_classes)
     blocks = {(b, a): _Block(data, policy, b, a) for b, a in settings}
     full: dict[tuple[int, bool], list[float]] = {s: [] for s in settings}
     partial: dict[tuple[int, bool], list[float]] = {s: [] for s in settings}
+    evaluations: list[float] = []
+    if ready is not None:
+        ready()
     done = 0
     for r in range(rounds):
         order = settings[r % len(settings) :] + settings[: r % len(settings)]  # interleaved, rotated
@@ -135,6 +152,7 @@ def calibrate_clock(
             full[s].append(blocks[s].time(blocks[s].batch_size, block_seconds))
             if blocks[s].partial_size:
                 partial[s].append(blocks[s].time(blocks[s].partial_size, block_seconds))
+        evaluations.append(blocks[settings[0]].evaluation())
         done += 1
         if done >= 3 and time.perf_counter() - started > budget_seconds:
             break
@@ -148,7 +166,14 @@ def calibrate_clock(
             spread=(max(full[s]) - min(full[s])) / med if med > 0 else 0.0,
         )
     return StepClock(
-        str(policy.device), threads_used, n, costs, done, time.perf_counter() - started, hardware(policy.device)
+        str(policy.device),
+        threads_used,
+        n,
+        costs,
+        done,
+        time.perf_counter() - started,
+        hardware(policy.device),
+        evaluation=statistics.median(evaluations),
     )
 
 
@@ -156,7 +181,7 @@ class _Block:
     """Steps of one batch size timed in blocks, on a throw-away model of the engine's own step."""
 
     def __init__(self, data: DeviceData, policy: DevicePolicy, batch_size: int, augment: bool) -> None:
-        self.policy, self.batch_size = policy, batch_size
+        self.policy, self.batch_size, self.data = policy, batch_size, data
         self.partial_size = len(data.train_x) % batch_size
         config = TrainConfig(lr=0.01, momentum=0.9, batch_size=batch_size, augment=augment, max_epochs=1, seed=0)
         self.stepper = Stepper(config, data, policy)
@@ -171,6 +196,12 @@ class _Block:
             steps = max(1, int(block_seconds / max(self._run(size, 1), 1e-6)))
             self.per_block[size] = steps
         return self._run(size, steps) / steps
+
+    def evaluation(self) -> float:
+        """Seconds of one validation evaluation of the block's model, as the training loop runs it."""
+        start = self.policy.clock()
+        evaluate(self.stepper.model, self.data.val_x, self.data.val_y, policy=self.policy)
+        return self.policy.clock() - start
 
     def _run(self, size: int, steps: int) -> float:
         idx = [

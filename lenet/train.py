@@ -61,6 +61,14 @@ class TrainResult:
         return self.history[-1].val_accuracy if self.history else None
 
 
+def evaluation_steps(config: TrainConfig, train_size: int) -> list[int]:
+    """The optimizer steps, from the start of training, at which a run of `config` evaluates:
+    `evals_per_epoch` times an epoch, spread evenly, the last at the epoch's end."""
+    per_epoch = math.ceil(train_size / config.batch_size)
+    within = sorted({math.ceil(per_epoch * (k + 1) / config.evals_per_epoch) for k in range(config.evals_per_epoch)})
+    return [epoch * per_epoch + i for epoch in range(config.max_epochs) for i in within]
+
+
 class TrainingRun:
     """One training run, advanced evaluation by evaluation: `advance()` trains to the next
     validation evaluation and returns its record. A caller may stop pulling and come back later
@@ -121,9 +129,7 @@ class TrainingRun:
         generator = policy.generator(config.seed)
         n, device = len(data.train_x), data.device
         steps_per_epoch = math.ceil(n / config.batch_size)
-        # Evaluation points within an epoch, in steps, spread evenly; the last is the epoch's end.
-        per_epoch = config.evals_per_epoch
-        eval_steps = {math.ceil(steps_per_epoch * (k + 1) / per_epoch) for k in range(per_epoch)}
+        eval_steps = {s for s in evaluation_steps(config, n) if s <= steps_per_epoch}  # within an epoch
         train_seconds = wall_seconds = 0.0
         step = images = 0
         model.train()

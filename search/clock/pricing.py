@@ -18,6 +18,13 @@ def clock_seconds(clock: StepClock | None, config: TrainConfig, record: EvalReco
     return clock.seconds_for(config.batch_size, config.augment, record.step)
 
 
+def lane_seconds(clock: StepClock | None, config: TrainConfig, steps: int, evaluations: int) -> float:
+    """A run's time on its lane after `steps` optimizer steps and `evaluations` evaluations, in the
+    study's clock: its training and its evaluations priced (docs/scaling.md, "Lanes")."""
+    assert clock is not None, "the measured clock has no price for steps to come"
+    return clock.seconds_for(config.batch_size, config.augment, steps) + evaluations * clock.evaluation
+
+
 @dataclass(frozen=True)
 class TimeToTarget:
     """Where a run first reached the target, interpolated between the two evaluations that

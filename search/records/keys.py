@@ -23,6 +23,11 @@ MEASURED_SECONDS_TO_TARGET = "measured_seconds_to_target"  # read off the wall c
 EPOCHS_TO_TARGET = "epochs_to_target"
 IMAGES_TO_TARGET = "images_to_target"
 CAPPED_AT = "capped_at"  # cannot win: its time to target is at least this (search/sampling/capped.py)
+LANE = "lane"  # its lane in the study's schedule (search/run/schedule.py)
+LANE_START = "lane_start"  # the lane's time (study clock, evaluations included) when it started
+LANE_END = "lane_end"  # the lane's time when it ended
+HORIZON = "horizon"  # the lane's time of its next evaluation not yet decided (its end, once ended)
+ABANDONED = "abandoned"  # its executor stopped (interrupted): another takes it over at once
 OUTCOME = "outcome"  # reached | budget | diverged | a pruner rule | out_of_memory | interrupted | surplus
 REASON = "reason"  # one sentence: why it ended so
 
@@ -54,8 +59,10 @@ STUDY_CREATED = "created"
 STUDY_BASELINE = "baseline"  # the baseline trial's parameters (search/sampling/baseline.py)
 STUDY_HARDWARE = "hardware"  # lenet.device.hardware(): device name and count, CUDA and cuDNN versions
 STUDY_JOBS = "jobs"  # worker processes of the run that created it
+STUDY_LANES = "lanes"  # lanes of its schedule (search/run/schedule.py): fixed when it is created
 STUDY_CLOCK = "clock"  # "calibrated" or "measured": what a trial's seconds are
 STUDY_CLOCK_TABLE = "clock_table"  # lenet.clock.StepClock.to_dict(), for the calibrated clock
+STUDY_WAITED = "waited:"  # + an executor's id: the wall seconds it waited for other lanes
 STUDY_CONFIRMATION = "confirmation"  # search.confirm.Confirmation.to_dict(): the race on fresh seeds
 
 # -- the export document (`lenet-search export`, read back by `train --config`) ---------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -20,6 +23,7 @@ from search.records.keys import (
     STUDY_HARDWARE,
     STUDY_INTERMEDIATE_VALUES,
     STUDY_JOBS,
+    STUDY_LANES,
     STUDY_OBJECTIVE,
     STUDY_SCHEMA,
     STUDY_SEED,
@@ -27,6 +31,7 @@ from search.records.keys import (
     STUDY_TARGET,
     STUDY_TARGET_SOURCE,
     STUDY_THREADS,
+    STUDY_WAITED,
 )
 from search.records.stored import Stored, stored
 from search.records.upgrade import SCHEMA_VERSION, schema_of, upgrade_study
@@ -54,6 +59,7 @@ class StudyRecord(Stored):
     baseline: dict[str, Any] | None = stored(STUDY_BASELINE, None)
     hardware: dict[str, Any] | None = stored(STUDY_HARDWARE, None)  # None: a study stored before it was recorded
     jobs: int = stored(STUDY_JOBS, 1)
+    lanes: int = stored(STUDY_LANES, 1)  # studies from before lanes ran one trial at a time
     clock: str = stored(STUDY_CLOCK, "measured")  # studies stored before the step clock read the wall clock
     clock_table: dict[str, Any] | None = stored(STUDY_CLOCK_TABLE, None)
     confirmation: dict[str, Any] | None = stored(STUDY_CONFIRMATION, None)  # written by the confirmation race
@@ -93,3 +99,13 @@ def study_record(study: optuna.Study) -> StudyRecord | None:
 def step_clock(record: StudyRecord | None) -> StepClock | None:
     """The study's step clock; None for the measured clock (or no record)."""
     return record.step_clock() if record is not None else None
+
+
+def save_waited(study: optuna.Study, seconds: float) -> None:
+    """This process's wall seconds spent waiting for other lanes (search/run/executor.py)."""
+    study.set_user_attr(f"{STUDY_WAITED}{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}", seconds)
+
+
+def waited_seconds(study: optuna.Study) -> float:
+    """Every executor's waiting, summed."""
+    return sum(v for k, v in study.user_attrs.items() if k.startswith(STUDY_WAITED))

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from lenet.config import TrainConfig
 from lenet.curve import EvalRecord
 from search.records.keys import (
+    ABANDONED,
     BASELINE,
     BEST_VAL_ACCURACY,
     CAPPED_AT,
@@ -29,7 +30,11 @@ from search.records.keys import (
     DEVICE,
     EPOCHS,
     EPOCHS_TO_TARGET,
+    HORIZON,
     IMAGES_TO_TARGET,
+    LANE,
+    LANE_END,
+    LANE_START,
     MEASURED_SECONDS_TO_TARGET,
     OUTCOME,
     POINT_CLOCK_SECONDS,
@@ -167,3 +172,49 @@ class TrialRecord(TrialResult):
 def curve_of(trial: FrozenTrial) -> list[CurvePoint]:
     """Just the learning curve: the pruner reads it for every peer at every evaluation."""
     return upgrade_curve(trial.user_attrs.get(CURVE) or [])
+
+
+# -- the trial's place in the study's schedule (search/run/schedule.py) -------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    lane: int
+    start: float  # lane time (study clock, evaluations included)
+    horizon: float  # lane time of its next undecided evaluation (its end, once ended)
+    end: float | None  # None until it ended
+
+
+def write_placement(trial: optuna.Trial, lane: int, start: float, horizon: float) -> None:
+    # One attribute at a time, the lane last: a reader that sees the lane sees the rest.
+    for key, value in ((LANE_START, start), (HORIZON, horizon), (LANE, lane)):
+        trial.set_user_attr(key, value)
+
+
+def write_horizon(trial: optuna.Trial, horizon: float) -> None:
+    trial.set_user_attr(HORIZON, horizon)
+
+
+def write_lane_end(trial: optuna.Trial, end: float) -> None:
+    trial.set_user_attr(LANE_END, end)
+    trial.set_user_attr(HORIZON, end)
+
+
+def write_abandoned(trial: optuna.Trial, why: str) -> None:
+    """Its executor stopped without ending it (`why`; "" once another took it over)."""
+    trial.set_user_attr(ABANDONED, why)
+
+
+def abandoned(trial: FrozenTrial) -> bool:
+    return bool(trial.user_attrs.get(ABANDONED))
+
+
+def placement_of(trial: FrozenTrial) -> Placement | None:
+    """Where the trial sits in the schedule; None for a trial not (yet) placed. A finished trial
+    of a study from before lanes sits on lane 0, ended at time 0: before anything of today's."""
+    a = trial.user_attrs
+    if LANE in a:
+        return Placement(a[LANE], a[LANE_START], a.get(HORIZON, a[LANE_START]), a.get(LANE_END))
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return Placement(0, 0.0, 0.0, 0.0)
+    return None

@@ -11,6 +11,7 @@ from lenet.data import load_dataset, release
 from lenet.device import policy_for
 from search.confirm.race import Confirmation, SeedRun
 from search.confirm.racer import confirm
+from search.records.study import waited_seconds
 from search.records.trial import TrialRecord
 from search.run.prepare import Hook, Prepared, prepare
 from search.run.spec import OptimizeRequest, TrialNote
@@ -34,6 +35,7 @@ class OptimizeResult:
     worker_codes: tuple[int, ...] = ()  # exit codes of worker processes (--jobs > 1)
     confirmation: Confirmation | None = None  # the race of the best candidates on fresh seeds
     confirm_seconds: float = 0.0  # wall time of the confirmation (part of wall_seconds)
+    waited_seconds: float = 0.0  # the study's executors' waiting for other lanes, summed (this run's and earlier)
 
     @property
     def workers_failed(self) -> bool:
@@ -97,6 +99,7 @@ def _run(
         worker_codes=codes,
         confirmation=race,
         confirm_seconds=time.monotonic() - confirm_started if confirm_started else 0.0,
+        waited_seconds=waited_seconds(study),
     )
 
 

@@ -11,7 +11,7 @@ import optuna
 import torch
 from optuna.storages import RDBStorage
 
-from lenet.clock import calibrate_clock
+from lenet.clock import StepClock, calibrate_clock
 from lenet.config import TrainConfig
 from lenet.data import DeviceData, load_dataset
 from lenet.device import accelerator_count, hardware, resolve_device
@@ -21,7 +21,15 @@ from search.errors import ClockError, RequestError, StudyError
 from search.pruning.factory import make_pruner
 from search.records.provenance import now_text
 from search.records.study import StudyRecord
-from search.run.spec import OptimizeRequest, Placement, TrialNote, WorkerSpec, confirm_placement, worker_placements
+from search.run.spec import (
+    OptimizeRequest,
+    Placement,
+    TrialNote,
+    WorkerSpec,
+    confirm_placement,
+    lane_threads,
+    worker_placements,
+)
 from search.space import SearchSpace, load_space
 from search.study.opening import open_study, stored_record
 from search.study.storage import close_storage, make_storage
@@ -48,13 +56,7 @@ class _Setting:
     target: float | str | None  # a number, 'auto' or None (see search.target.parse_target)
     space: SearchSpace
     device: torch.device
-    placements: tuple[Placement, ...]
     data: DeviceData
-
-    @property
-    def threads(self) -> int | None:
-        """Each worker's torch threads: what the study's clock and calibrations are measured with."""
-        return self.placements[0].threads
 
 
 def prepare(
@@ -71,7 +73,7 @@ def prepare(
         device = resolve_device(r.device)
     with blame("data"):
         data = load_dataset(r.data, device, val_size=r.val_size)  # bad data fails before a database is created
-    setting = _Setting(target, space, device, worker_placements(device, r.jobs), data)
+    setting = _Setting(target, space, device, data)
     with blame("storage_url"):
         storage = make_storage(r.storage_url)
     try:
@@ -90,20 +92,22 @@ def _open(
     trial_note: TrialNote | None,
 ) -> Prepared:
     stored = stored_record(storage, r.study_name)
-    clock, table = _resolve_clock(r, stored, setting, storage, on_clock)
-    value, source, explicit = _resolve_target(setting, stored, on_calibrate)
+    lanes, threads = _resolve_lanes(r, stored, setting.device)
+    clock, table = _resolve_clock(r, stored, setting, threads, storage, on_clock)
+    value, source, explicit = _resolve_target(setting, threads, stored, on_calibrate)
     wanted = StudyRecord(
         target=value,
         target_source=source,
         space=setting.space.to_dict(),
         device=str(setting.device),
-        threads=setting.threads or 1,  # accelerator studies have stored 1 since the first version
+        threads=threads or 1,  # accelerator studies have stored 1 since the first version
         data_checksum=setting.data.checksum,
         seed=r.seed,
         created=now_text(),
         baseline=setting.space.baseline_params(TrainConfig()) if r.baseline else None,
         hardware=hardware(setting.device),
         jobs=r.jobs,
+        lanes=lanes,
         clock=clock,
         clock_table=table,
     )
@@ -113,10 +117,11 @@ def _open(
         wanted,
         sampler=r.sampler,
         seed=r.seed,
-        pruner=make_pruner(r.pruner, value),
+        pruner=make_pruner(r.pruner, value, setting.space.max_epochs),
         explicit_target=explicit,
     )
-    spec = WorkerSpec(r, value, setting.space, str(setting.device), setting.placements, trial_note)
+    placements = worker_placements(setting.device, r.jobs, threads)
+    spec = WorkerSpec(r, value, setting.space, str(setting.device), placements, trial_note)
     return Prepared(
         request=r,
         spec=spec,
@@ -128,7 +133,24 @@ def _open(
     )
 
 
-def _resolve_target(setting: _Setting, stored: StudyRecord | None, on_calibrate: Hook) -> tuple[float, str, bool]:
+def _resolve_lanes(r: OptimizeRequest, stored: StudyRecord | None, device: torch.device) -> tuple[int, int | None]:
+    """(lanes, torch threads per lane): the stored study's, else one lane per worker (or as asked)
+    sharing the cores evenly."""
+    if stored is None:
+        lanes = r.lanes or r.jobs
+        return lanes, lane_threads(device, lanes)
+    if r.lanes is not None and r.lanes != stored.lanes:
+        raise StudyError(
+            f"study {r.study_name!r} has {stored.lanes} lane(s), not {r.lanes}: its schedule is fixed when it is "
+            "created; use another study name",
+            subject="lanes",
+        )
+    return stored.lanes, stored.threads if device.type == "cpu" else None
+
+
+def _resolve_target(
+    setting: _Setting, threads: int | None, stored: StudyRecord | None, on_calibrate: Hook
+) -> tuple[float, str, bool]:
     """(target, where it came from, whether it was given explicitly)."""
     target = setting.target
     if isinstance(target, float):
@@ -136,7 +158,7 @@ def _resolve_target(setting: _Setting, stored: StudyRecord | None, on_calibrate:
     if target == "auto" and stored is None:
         if on_calibrate:
             on_calibrate()
-        calibration = calibrate(setting.data, threads=setting.threads or 1)
+        calibration = calibrate(setting.data, threads=threads or 1)
         return calibration.target, calibration.note, False
     if stored is not None:
         return stored.target, "stored", False  # 'auto' was calibrated when the study was created
@@ -144,7 +166,12 @@ def _resolve_target(setting: _Setting, stored: StudyRecord | None, on_calibrate:
 
 
 def _resolve_clock(
-    r: OptimizeRequest, stored: StudyRecord | None, setting: _Setting, storage: RDBStorage, on_clock: Hook
+    r: OptimizeRequest,
+    stored: StudyRecord | None,
+    setting: _Setting,
+    threads: int | None,
+    storage: RDBStorage,
+    on_clock: Hook,
 ) -> tuple[str, dict[str, Any] | None]:
     """(clock kind, step-clock table) for the study: the stored ones when it exists, else the
     one asked for, reused from `clock_from` or measured now."""
@@ -156,7 +183,7 @@ def _resolve_clock(
                 "use another study name",
                 subject="clock",
             )
-        if given is not None and given.to_dict() != stored.clock_table:
+        if given is not None and (stored.clock_table is None or given != StepClock.from_dict(stored.clock_table)):
             raise ClockError(
                 f"study {r.study_name!r} has its own step clock, not the one in {r.clock_from}; leave it out to "
                 "reopen the study",
@@ -172,7 +199,7 @@ def _resolve_clock(
         if on_clock:
             on_clock()
         batch_sizes, augments = clock_settings(setting.space)
-        given = calibrate_clock(setting.data, batch_sizes, augments, threads=setting.threads or 1)
+        given = calibrate_clock(setting.data, batch_sizes, augments, threads=threads or 1)
     check_fits(given, setting.space, len(setting.data.train_x), r.clock_from)
     return kind, given.to_dict()
 

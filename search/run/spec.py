@@ -71,7 +71,13 @@ class OptimizeRequest:
         "or Optuna's median / hyperband; none.",
         choices=PRUNERS,
     )
-    jobs: int = option(1, "Worker processes on this machine, each with cores/jobs torch threads.", min=1)
+    jobs: int = option(1, "Worker processes on this machine that execute the study's lanes.", min=1)
+    lanes: int | None = option(
+        None,
+        "Trials the study's schedule runs side by side, each on its lane of the study's clock, with cores/lanes "
+        "torch threads; fixed when the study is created. [default: the study's, else --jobs]",
+        min=1,
+    )
     timeout: float | None = option(None, "Start no new trial after this many seconds. [default: none]", above=0.0)
     seed: int = option(0, "Seed of the sampler and of every trial's training.")
     space_file: Path | None = option(
@@ -118,11 +124,16 @@ class Placement:
     threads: int | None
 
 
-def worker_placements(device: torch.device, jobs: int) -> tuple[Placement, ...]:
-    """One placement per worker: the cores split evenly between CPU workers (oversubscribed
-    threads ran 20-190x slower, docs/scaling.md); CUDA workers round-robin over the cards (a
+def lane_threads(device: torch.device, lanes: int) -> int | None:
+    """Torch threads per lane of a new study: the cores split evenly between the lanes
+    (oversubscribed threads ran 20-190x slower, docs/scaling.md); None off the CPU."""
+    return max(1, cpu_count() // lanes) if device.type == "cpu" else None
+
+
+def worker_placements(device: torch.device, jobs: int, threads: int | None) -> tuple[Placement, ...]:
+    """One placement per worker, each training with the study's `threads` per lane (the same
+    computation, whichever process executes it); CUDA workers round-robin over the cards (a
     device named with its index is shared). A lone worker trains on the device as named."""
-    threads = max(1, cpu_count() // jobs) if device.type == "cpu" else None
     if jobs == 1:
         return (Placement(str(device), threads),)
     cards = accelerator_count(device.type)
@@ -132,7 +143,7 @@ def worker_placements(device: torch.device, jobs: int) -> tuple[Placement, ...]:
 def confirm_placement(device: torch.device, jobs: int) -> Placement:
     """The confirmation race runs after the search in the main process, on the first worker's
     device, with every core."""
-    return Placement(worker_placements(device, jobs)[0].device, worker_placements(device, 1)[0].threads)
+    return Placement(worker_placements(device, jobs, None)[0].device, lane_threads(device, 1))
 
 
 # Called at the end of each trial with the trial, how it ended, the target and the device, to

@@ -9,27 +9,21 @@ count. Failed trials (a crash, a killed worker) do not count and are retried.
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import signal
 import time
-import warnings
-from collections.abc import Callable
 from types import FrameType
 
 import optuna
-from optuna.trial import FrozenTrial
 
-from lenet.data import load_dataset
-from lenet.device import set_threads
 from search.pruning.factory import make_pruner
-from search.records.study import StudyRecord, study_record
-from search.run.objective import Objective, SurplusTrial, TrialFailed
+from search.records.study import StudyRecord, save_waited, study_record
+from search.run.executor import Executor, TrialCallback
 from search.run.spec import Placement, WorkerSpec
 from search.study.opening import load_study
-from search.study.queries import FINISHED, finished_count
-from search.study.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, close_storage, make_storage
-
-TrialCallback = Callable[[FrozenTrial], None]
+from search.study.queries import FINISHED
+from search.study.storage import close_storage, make_storage
 
 
 def quiet_optuna() -> None:
@@ -38,7 +32,7 @@ def quiet_optuna() -> None:
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM: the running trial is ended (FAIL, with the reason) and the run stops."""
+    """SIGINT or SIGTERM: the running trials stop where they are (marked, to be taken over) and the run stops."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -59,8 +53,8 @@ def install_signal_handlers() -> None:
 
 
 def run_worker(spec: WorkerSpec, worker_index: int = 0) -> None:
-    """A worker process: its own storage, sampler and pruner, built once, then trials until
-    the study has `spec.request.n_trials` finished ones (or the timeout passes)."""
+    """A worker process: its own storage, sampler and pruner, built once, then its share of the
+    schedule until the study has `spec.request.n_trials` finished trials."""
     storage = make_storage(spec.request.storage_url)
     try:
         record = StudyRecord.of(storage.get_study_user_attrs(storage.get_study_id_from_name(spec.request.study_name)))
@@ -70,8 +64,8 @@ def run_worker(spec: WorkerSpec, worker_index: int = 0) -> None:
             storage,
             record,
             sampler=spec.request.sampler,
-            seed=spec.request.seed + worker_index,  # distinct proposals per worker, reproducible per worker
-            pruner=make_pruner(spec.request.pruner, spec.target),
+            seed=spec.request.seed,
+            pruner=make_pruner(spec.request.pruner, spec.target, spec.space.max_epochs),
         )
         run_trials(spec, spec.placements[worker_index], study)
     finally:
@@ -80,49 +74,19 @@ def run_worker(spec: WorkerSpec, worker_index: int = 0) -> None:
 
 def run_trials(
     spec: WorkerSpec, placement: Placement, study: optuna.Study, on_trial: TrialCallback | None = None
-) -> None:
-    """Run the study's trials in this process, at `placement`, until it has `spec.request.n_trials` finished ones."""
+) -> float:
+    """Execute the study's schedule in this process, at `placement`, until it has
+    `spec.request.n_trials` finished trials; returns the seconds it waited for other lanes."""
     quiet_optuna()
     install_signal_handlers()
-    threads = set_threads(placement.threads) if placement.threads is not None else None
-    data = load_dataset(
-        spec.request.data, placement.device, val_size=spec.request.val_size
-    )  # the resident copy, if loaded already
     record = study_record(study)
-    objective = Objective(
-        spec.space,
-        spec.target,
-        data,
-        spec.request.seed,
-        spec.request.n_trials,
-        threads,
-        baseline=record is not None and record.baseline is not None,
-        clock=record.step_clock() if record is not None else None,
-        trial_note=spec.trial_note,
-    )
-    callbacks = [lambda _study, trial: on_trial(trial)] if on_trial else []
-    deadline = None if spec.request.timeout is None else time.monotonic() + spec.request.timeout
-    settle_until = None
-    while deadline is None or time.monotonic() < deadline:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, then retried
-        done, running = finished_count(study)
-        if done >= spec.request.n_trials:
-            # Counting never lets a live worker run past N, so a trial still RUNNING now was
-            # left by a killed worker: wait for its heartbeat to go stale so that it is
-            # marked FAIL rather than left RUNNING, but no longer than the grace period.
-            settle_until = settle_until or time.monotonic() + GRACE_SECONDS + HEARTBEAT_SECONDS
-            if running == 0 or time.monotonic() > settle_until:
-                return
-            time.sleep(1.0)
-            continue
-        if done + running >= spec.request.n_trials:
-            time.sleep(1.0)  # the last trials are running elsewhere; they may still fail
-            continue
-        study.optimize(
-            objective, n_trials=1, catch=(SurplusTrial, TrialFailed), callbacks=callbacks, gc_after_trial=False
-        )
+    assert record is not None
+    executor = Executor(spec, placement, study, record, math.ceil(record.lanes / spec.jobs), on_trial)
+    try:
+        executor.run()
+    finally:
+        save_waited(study, executor.waited)
+    return executor.waited
 
 
 def _worker_main(spec: WorkerSpec, worker_index: int) -> None:

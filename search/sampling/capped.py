@@ -15,20 +15,16 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Container
-from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.records.trial import TrialRecord
 from search.sampling.wrapped import WrappedSampler
+from search.study.view import StudyView
 
 NEAR = 0.01  # within 1 point of the target: about one evaluation's noise on 5,000 images
 # The private members of optuna.Study that TPE (and its search-space helpers) read. They are
-# Optuna's internals: pyproject bounds optuna to releases where they hold, and
-# tests/search/test_capped.py fails loudly if one moves or changes its signature.
-PRIVATE_STUDY_API = ("_get_trials", "_storage", "_study_id", "_is_multi_objective")
-PUBLIC_STUDY_API = ("study_name", "direction", "directions", "user_attrs", "system_attrs", "sampler", "pruner")
 
 
 def capped_value(trial: FrozenTrial, near: float = NEAR) -> float | None:
@@ -61,32 +57,15 @@ def as_completed(trial: FrozenTrial, value: float) -> FrozenTrial:
     return seen
 
 
-class CappedView:
-    """The study as the sampler sees it: near-miss capped trials completed at their cap.
-
-    Like Optuna's `_BracketStudy` (optuna/pruners/_hyperband.py), it offers only what a
-    sampler reads: the trial lists, seen through the caps, and a fixed set of the real study's
-    members; anything else is an AttributeError, never silently the real study's. TPE reads
-    trials through `Study._get_trials` (with its per-trial cache, which the real study resets)
-    as well as `get_trials`; both are covered, and a test checks that TPE's proposals follow
-    the view.
+class CappedView(StudyView):
+    """The study as the sampler sees it: near-miss capped trials completed at their cap. TPE reads
+    trials through `Study._get_trials` (with its per-trial cache, which the real study resets) as
+    well as `get_trials`; both are covered, and a test checks that TPE's proposals follow the view.
     """
 
     def __init__(self, study: optuna.Study, near: float = NEAR) -> None:
-        self._study = study
+        super().__init__(study)
         self._near = near
-
-    def __getattr__(self, name: str) -> Any:
-        if name in PRIVATE_STUDY_API or name in PUBLIC_STUDY_API:
-            return getattr(self._study, name)
-        raise AttributeError(f"the capped view of study {self._study.study_name!r} offers no {name!r}")
-
-    @property
-    def trials(self) -> list[FrozenTrial]:
-        return self.get_trials()
-
-    def get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        return self._get_trials(deepcopy=deepcopy, states=states)
 
     def _get_trials(
         self, deepcopy: bool = True, states: Container[TrialState] | None = None, use_cache: bool = False

@@ -1,28 +1,23 @@
-"""The samplers a study can use, by name, built here and only here, with their wrappers:
-trial 0 trains the study's baseline (baseline.py), and TPE sees the near misses the cannot-win
-rule capped as completed at their cap (capped.py)."""
+"""The samplers a study can use, by name, built here and only here: TPE sees the near misses the
+cannot-win rule capped as completed at their cap (capped.py). A study samples through
+scheduled.py, which builds one of these per slot of its schedule."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
-from typing import Any
 
 import optuna
 
-from search.sampling.baseline import BaselineSampler
 from search.sampling.capped import CappedAsCompleted
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 
 
-def make_sampler(name: str, seed: int | None, baseline: Mapping[str, Any] | None = None) -> optuna.samplers.BaseSampler:
-    """Sampler `name` (one of SAMPLERS; the command line's choice checks it), giving trial 0
-    the `baseline` parameters when there are any."""
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """Sampler `name` (one of SAMPLERS; the command line's choice checks it)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # qmc, cmaes options
-        sampler = _base_sampler(name, seed)
-    return BaselineSampler(baseline, sampler) if baseline else sampler
+        return _base_sampler(name, seed)
 
 
 def _base_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:

@@ -11,7 +11,7 @@ from optuna.study import StudyDirection
 
 from search.errors import StudyError
 from search.records.study import StudyRecord
-from search.sampling.factory import make_sampler
+from search.sampling.scheduled import ScheduledSampler
 from search.space import BUDGET
 
 DEFAULT_STUDY = "lenet5-cifar10"
@@ -69,7 +69,7 @@ def load_study(
 ) -> optuna.Study:
     """The stored study with the sampler and pruner this process runs it with (built here, once)."""
     return optuna.load_study(
-        study_name=name, storage=storage, sampler=make_sampler(sampler, seed, record.baseline), pruner=pruner
+        study_name=name, storage=storage, sampler=ScheduledSampler(sampler, seed, record.baseline), pruner=pruner
     )
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import optuna
 import sqlalchemy.exc
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat
 
 from lenet.errors import blame
 from search.errors import StorageError
@@ -51,7 +52,6 @@ def make_storage(url: str) -> RDBStorage:
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=HEARTBEAT_SECONDS,
                 grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
             )
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as exc:
         raise StorageError(f"storage URL {url!r} cannot be parsed: {str(exc).splitlines()[0]}") from exc
@@ -59,6 +59,14 @@ def make_storage(url: str) -> RDBStorage:
         raise StorageError(f"storage {url!r} cannot be reached: {str(exc.orig).strip().splitlines()[0]}") from exc
     except ImportError as exc:
         raise StorageError(f"storage {url!r} needs a database driver that is not installed: {exc.name}") from exc
+
+
+def stale_trial_ids(study: optuna.Study) -> list[int]:
+    """The trials RUNNING with a heartbeat older than the grace period: their worker is gone.
+    (Optuna's own check, as `fail_stale_trials` makes it; the study's storage is Optuna's cache
+    in front of the RDB storage, which passes it on.)"""
+    storage = study._storage
+    return list(storage._get_stale_trial_ids(study._study_id)) if isinstance(storage, BaseHeartbeat) else []
 
 
 def close_storage(storage: RDBStorage) -> None:

@@ -105,8 +105,9 @@ def interrupted_message(result: OptimizeResult) -> str:
     r = result.request
     what = signal.Signals(result.interrupted - 128).name if result.interrupted else "SIGINT"
     return (
-        f"Interrupted ({what}): the running trial ended as FAIL with its reason and does not count. Resume with the "
-        f"same command: lenet-search optimize --trials {r.n_trials} --study {r.study_name} "
+        f"Interrupted ({what}): the running trials stopped where they were; they are trained again from their start "
+        f"when the study resumes. Resume with the same command: lenet-search optimize --trials {r.n_trials} "
+        f"--study {r.study_name} "
         f"--storage {r.storage_url}"
     )
 

@@ -4,7 +4,7 @@ import torch
 
 import search.run.prepare
 from search.run.prepare import shared_device_notes
-from search.run.spec import Placement, confirm_placement, worker_placements
+from search.run.spec import Placement, confirm_placement, lane_threads, worker_placements
 
 
 def test_workers_sharing_a_card_are_warned_about(monkeypatch):
@@ -20,12 +20,17 @@ def test_each_worker_gets_its_placement_once(monkeypatch):
     import search.run.spec
 
     monkeypatch.setattr(search.run.spec, "cpu_count", lambda: 8)
-    assert worker_placements(torch.device("cpu"), 1) == (Placement("cpu", 8),)
-    assert worker_placements(torch.device("cpu"), 3) == (Placement("cpu", 2),) * 3  # 8 // 3: never oversubscribed
+    assert (
+        lane_threads(torch.device("cpu"), 1) == 8 and lane_threads(torch.device("cpu"), 3) == 2
+    )  # never oversubscribed
+    assert lane_threads(torch.device("cuda"), 2) is None
+    # Every worker trains with the study's threads per lane, whichever process it is.
+    assert worker_placements(torch.device("cpu"), 1, 4) == (Placement("cpu", 4),)
+    assert worker_placements(torch.device("cpu"), 3, 2) == (Placement("cpu", 2),) * 3
     assert confirm_placement(torch.device("cpu"), 4) == Placement("cpu", 8)  # after the search: every core
     monkeypatch.setattr(search.run.spec, "accelerator_count", lambda kind: 2)
-    cards = worker_placements(torch.device("cuda"), 3)
+    cards = worker_placements(torch.device("cuda"), 3, None)
     assert [p.device for p in cards] == ["cuda:0", "cuda:1", "cuda:0"] and {p.threads for p in cards} == {None}
-    assert worker_placements(torch.device("cuda"), 1) == (Placement("cuda", None),)  # a lone worker: as named
+    assert worker_placements(torch.device("cuda"), 1, None) == (Placement("cuda", None),)  # a lone worker: as named
     assert confirm_placement(torch.device("cuda"), 3) == Placement("cuda:0", None)
-    assert [p.device for p in worker_placements(torch.device("cuda:1"), 2)] == ["cuda:1", "cuda:1"]
+    assert [p.device for p in worker_placements(torch.device("cuda:1"), 2, None)] == ["cuda:1", "cuda:1"]

@@ -16,7 +16,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import search.run.objective
+import search.run.lane_trial
 from lenet.device import DevicePolicy
 from search.records.trial import TrialRecord
 from search.run.spec import OptimizeRequest, Placement, WorkerSpec
@@ -95,7 +95,9 @@ def test_kill_9_mid_trial_then_rerun_completes_the_study(tiny, tmp_path):
     finished = [t for t in trials if t.state in FINISHED]
     assert len(finished) == 5
     assert {n: v for n, v in _snapshot(finished).items() if n in before} == before  # nothing finished was lost
-    assert trials[victim.number].state == TrialState.FAIL
+    # The killed trial was taken over once its heartbeat went stale, and trained again: it kept
+    # its number and its place in the schedule.
+    assert trials[victim.number].state in FINISHED and len(trials) == 5
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
@@ -109,14 +111,17 @@ def test_signal_ends_the_trial_with_a_reason_and_rerun_resumes(tiny, tmp_path, s
     assert proc.returncode == code, err
     assert "Resume with the same command" in err and "Traceback" not in err
     trials = _study(storage).get_trials()
-    assert trials[victim.number].state == TrialState.FAIL
+    # It stays where it stopped, marked so that the next run takes it over at once.
+    assert trials[victim.number].state == TrialState.RUNNING
     victim_record = TrialRecord.of(trials[victim.number])
     assert victim_record.outcome == "interrupted" and signal.Signals(sig).name in victim_record.reason
-    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert [t.number for t in trials if t.state == TrialState.RUNNING] == [victim.number]
 
     rerun = _rerun(tiny, storage, "--trials", "4")
     assert rerun.returncode == 0, rerun.stderr
-    assert len([t for t in _study(storage).get_trials() if t.state in FINISHED]) == 4
+    trials = _study(storage).get_trials()
+    assert len([t for t in trials if t.state in FINISHED]) == 4 == len(trials)
+    assert trials[victim.number].state in FINISHED and TrialRecord.of(trials[victim.number]).outcome != "interrupted"
 
 
 def _concurrent(tiny, storage, jobs, trials, name):
@@ -184,20 +189,24 @@ def test_postgres_eight_workers_forty_trials_no_leaks(tiny, postgres_url):
     ids=["cuda", "mps", "cudnn"],
 )
 def test_out_of_memory_of_any_kind_fails_only_that_trial_and_frees_it(tiny, tmp_path, monkeypatch, error):
-    real_train = search.run.objective.train
-    calls, held = [], []
+    real_run = search.run.lane_trial.TrainingRun
+    runs, held = [], []
 
-    def flaky(config, data, **kwargs):
-        calls.append(config)
-        if len(calls) == 1:
-            tensors = torch.zeros(1000)  # the trial's tensors, held by the failing frame
-            held.append(weakref.ref(tensors))
-            raise type(error)(*error.args)  # a fresh exception, as a real failure raises
-        return real_train(config, data, **kwargs)
+    class Flaky(real_run):
+        def advance(self):
+            if self is runs[0]:
+                tensors = torch.zeros(1000)  # the trial's tensors, held by the failing frame
+                held.append(weakref.ref(tensors))
+                raise type(error)(*error.args)  # a fresh exception, as a real failure raises
+            return super().advance()
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            runs.append(self)
 
     released = []
     monkeypatch.setattr(DevicePolicy, "release_memory", lambda self: released.append(held[0]() is None))
-    monkeypatch.setattr(search.run.objective, "train", flaky)
+    monkeypatch.setattr(search.run.lane_trial, "TrainingRun", Flaky)
     storage = f"sqlite:///{tmp_path}/s.db"
     run_worker(_worker_spec(tiny, storage, "oom", 3))
     trials = _study(storage, "oom").get_trials()
@@ -210,10 +219,11 @@ def test_out_of_memory_of_any_kind_fails_only_that_trial_and_frees_it(tiny, tmp_
 
 
 def test_a_bug_in_training_is_not_taken_for_out_of_memory(tiny, tmp_path, monkeypatch):
-    def broken(config, data, **kwargs):
-        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+    class Broken(search.run.lane_trial.TrainingRun):
+        def advance(self):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
-    monkeypatch.setattr(search.run.objective, "train", broken)
+    monkeypatch.setattr(search.run.lane_trial, "TrainingRun", Broken)
     spec = _worker_spec(tiny, f"sqlite:///{tmp_path}/s.db", "bug", 1)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         run_worker(spec)

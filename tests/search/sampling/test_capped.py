@@ -9,8 +9,9 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from search.records.trial import BEST_VAL_ACCURACY, CAPPED_AT, TARGET
-from search.sampling.capped import PRIVATE_STUDY_API, CappedAsCompleted, CappedView, capped_value
+from search.sampling.capped import CappedAsCompleted, CappedView, capped_value
 from search.sampling.factory import make_sampler
+from search.study.view import PRIVATE_STUDY_API
 
 GOAL = 0.62
 X = {"x": FloatDistribution(0.0, 1.0)}

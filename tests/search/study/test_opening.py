@@ -4,8 +4,8 @@ import pytest
 from search.errors import StorageError, StudyError
 from search.pruning.factory import make_pruner
 from search.records.study import StudyRecord, study_record
-from search.sampling.baseline import BaselineSampler
 from search.sampling.capped import CappedAsCompleted
+from search.sampling.scheduled import ScheduledSampler
 from search.space import load_space
 from search.study.opening import open_study
 from search.study.storage import make_storage
@@ -32,7 +32,7 @@ def _open(storage, record, explicit=True, sampler="tpe"):
         record,
         sampler=sampler,
         seed=0,
-        pruner=make_pruner("saturation", record.target),
+        pruner=make_pruner("saturation", record.target, 15),
         explicit_target=explicit,
     )
 
@@ -65,9 +65,10 @@ def test_new_study_stores_its_record(tmp_path):
     assert record.space == load_space(None).to_dict()
     assert study.metric_names == ["training seconds to target (s, study clock)"]
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
-    # The sampler is built once, with its wrappers: TPE sees capped near misses; no baseline here.
-    assert isinstance(study.sampler, CappedAsCompleted)
-    assert isinstance(study.sampler.base, optuna.samplers.TPESampler)
+    # The sampler is built once; per trial it builds TPE, which sees capped near misses; no baseline here.
+    assert isinstance(study.sampler, ScheduledSampler) and study.sampler.baseline == {}
+    assert isinstance(study.sampler._base, CappedAsCompleted)
+    assert isinstance(study.sampler._base.base, optuna.samplers.TPESampler)
 
 
 def test_reopen_refuses_another_target_space_or_device(tmp_path):
@@ -112,7 +113,7 @@ def test_unknown_sampler_and_pruner_are_bugs_not_input():
         make_sampler("bayes", 0)
     assert not isinstance(info.value, StudyError)
     with pytest.raises(ValueError, match="unknown pruner 'aggressive'"):
-        make_pruner("aggressive", 0.6)
+        make_pruner("aggressive", 0.6, 10)
 
 
 @pytest.mark.parametrize("name", ["tpe", "random", "cmaes", "gp", "qmc"])
@@ -127,10 +128,10 @@ def test_baseline_is_stored_once_when_the_study_is_created(tmp_path):
     baseline = {"lr": 0.05, "batch_size": 128}
     study, _ = _open(storage, _record(baseline=baseline), sampler="random")
     assert study_record(study).baseline == baseline
-    assert isinstance(study.sampler, BaselineSampler) and study.sampler.params == baseline
-    assert study.get_trials(deepcopy=False) == []  # nothing enqueued (see search.baseline)
+    assert isinstance(study.sampler, ScheduledSampler) and study.sampler.baseline == baseline
+    assert study.get_trials(deepcopy=False) == []  # nothing enqueued (see search/sampling/scheduled.py)
     again, _ = _open(storage, _record(baseline={"lr": 0.01}), sampler="random")  # reopening changes nothing
-    assert study_record(again).baseline == baseline and again.sampler.params == baseline
+    assert study_record(again).baseline == baseline and again.sampler.baseline == baseline
 
 
 def test_gpu_provenance_is_stored_and_another_card_is_warned_about(tmp_path):

@@ -1,0 +1,228 @@
+"""Executing the study's schedule in one process: holding up to `capacity` trials at once,
+training each to its next evaluation, and taking each event once the schedule says it is safe.
+
+Any number of executors (this process, `--jobs` processes, workers on other hosts) can execute
+one schedule: they share it through the storage, where each trial's lane, start and horizon are
+written as it goes (search/run/schedule.py). An executor waits only when the event it would
+take next is ahead of a lane that is still behind in the clock; it trains meanwhile when it can.
+A trial whose executor stopped (interrupted: marked abandoned; killed: its heartbeat went stale)
+is taken over by the next executor that looks, and trained again from its start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import warnings
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from lenet.data import load_dataset
+from lenet.device import policy_for, set_threads
+from search.records.study import StudyRecord
+from search.records.trial import abandoned, placement_of, write_abandoned, write_failure
+from search.run.lane_trial import LaneTrial, TrialContext, TrialFailed
+from search.run.schedule import Schedule
+from search.run.spec import Placement, WorkerSpec
+from search.study.storage import HEARTBEAT_SECONDS, stale_trial_ids
+
+TrialCallback = Callable[[FrozenTrial], None]
+POLL_SECONDS = 0.05  # between reads of the storage while waiting for another lane
+
+
+class Executor:
+    """One process's share of the schedule's work."""
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        placement: Placement,
+        study: optuna.Study,
+        record: StudyRecord,
+        capacity: int,
+        on_trial: TrialCallback | None = None,
+    ) -> None:
+        threads = set_threads(placement.threads) if placement.threads is not None else None
+        data = load_dataset(spec.request.data, placement.device, val_size=spec.request.val_size)
+        self.ctx = TrialContext(
+            study=study,
+            space=spec.space,
+            target=spec.target,
+            data=data,
+            seed=spec.request.seed,
+            threads=threads,
+            policy=policy_for(data.device),
+            clock=record.step_clock(),
+            baseline=record.baseline is not None,
+            trial_note=spec.trial_note,
+        )
+        self.study, self.spec, self.lanes, self.capacity = study, spec, record.lanes, capacity
+        self.on_trial = on_trial
+        self.held: dict[int, LaneTrial] = {}  # number -> trial this executor holds
+        self.waited = 0.0  # wall seconds spent waiting for other lanes
+        self.deadline = None if spec.request.timeout is None else time.monotonic() + spec.request.timeout
+        self._stale: set[int] = set()
+        self._stale_checked = -float("inf")
+        self._beats = _Heartbeats(study, lambda: [t.trial._trial_id for t in self.held.values() if not t.done])
+
+    def run(self) -> None:
+        """Execute until the study has its finished trials."""
+        self._beats.start()
+        try:
+            while self._step():
+                pass
+        except KeyboardInterrupt as exc:
+            for t in self.held.values():
+                if not t.done:
+                    t.abandon(f"interrupted by {exc or 'SIGINT'}")
+            raise
+        finally:
+            self._beats.stop()
+
+    def _step(self) -> bool:
+        """One move of the executor; False once the study is complete."""
+        trials = self.study.get_trials(deepcopy=False)
+        schedule = Schedule(trials, self.lanes, self.spec.request.n_trials)
+        self._forget_ended(trials)
+        if schedule.complete:
+            self._step_back_surplus(schedule)
+            return False
+        for move in (self._place, self._decide, self._ask, self._compute, self._take_over):
+            if move(trials, schedule):
+                return True
+        started = time.monotonic()
+        time.sleep(POLL_SECONDS)
+        self.waited += time.monotonic() - started
+        return True
+
+    # -- moves, in the order they are tried ----------------------------------------------------
+
+    def _take_over(self, trials: list[FrozenTrial], schedule: Schedule) -> bool:
+        """Take over a trial whose executor stopped: interrupted, or its heartbeat went stale. (Tried
+        when nothing else can be done, whatever this executor holds: every lane waits for it.)"""
+        orphans = [t for t in trials if t.state == TrialState.RUNNING and t.number not in self.held]
+        if not orphans:
+            return False
+        now = time.monotonic()
+        if now - self._stale_checked > HEARTBEAT_SECONDS:
+            self._stale, self._stale_checked = set(stale_trial_ids(self.study)), now
+        for t in orphans:
+            if not (abandoned(t) or t._trial_id in self._stale):
+                continue
+            trial = optuna.Trial(self.study, t._trial_id)
+            write_abandoned(trial, "")
+            self.study._storage.record_heartbeat(t._trial_id)
+            held = LaneTrial(self.ctx, trial)
+            if placement_of(t) is not None:
+                held.take_over(t)
+            self.held[t.number] = held
+            self._stale.discard(t._trial_id)
+            return True
+        return False
+
+    def _place(self, trials: list[FrozenTrial], schedule: Schedule) -> bool:
+        """Start the lowest-numbered trial waiting, if it is mine and its start is safe."""
+        if not schedule.unplaced or schedule.unplaced[0].number not in self.held:
+            return False
+        event = schedule.next_start()
+        if event is None:
+            return False
+        self._guarded(self.held[schedule.unplaced[0].number], lambda t: t.place(event, schedule.seen_at(event)))
+        return True
+
+    def _decide(self, trials: list[FrozenTrial], schedule: Schedule) -> bool:
+        """Take the earliest computed evaluation of mine whose event is safe."""
+        ready = [t for t in self.held.values() if t.placement is not None and not t.done and t.computed]
+        if not ready:
+            return False
+        trial = min(ready, key=lambda t: t.next_event())
+        event = trial.next_event()
+        if not schedule.safe(event):
+            return False
+        ended = [t for t, has_ended in schedule.seen_at(event) if has_ended and t.number != trial.number]
+        self._guarded(trial, lambda t: t.decide(ended))
+        return True
+
+    def _ask(self, trials: list[FrozenTrial], schedule: Schedule) -> bool:
+        """Ask Optuna for the next trial, while this executor has room and the study needs one."""
+        if len(self.held) >= self.capacity or any(t.placement is None for t in self.held.values()):
+            return False
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return False
+        needed = self.spec.request.n_trials - schedule.finished - len(schedule.running) - len(schedule.unplaced)
+        if needed <= 0:
+            return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Heartbeat ... with Study.optimize": beaten here
+            trial = self.study.ask()
+        self.study._storage.record_heartbeat(trial._trial_id)
+        self.held[trial.number] = LaneTrial(self.ctx, trial)
+        return True
+
+    def _compute(self, trials: list[FrozenTrial], schedule: Schedule) -> bool:
+        """Train the trial of mine whose next evaluation comes earliest (the one others may wait for)."""
+        waiting = [t for t in self.held.values() if t.placement is not None and not t.done and not t.computed]
+        if not waiting:
+            return False
+        self._guarded(min(waiting, key=lambda t: t.next_event()), lambda t: t.compute())
+        return True
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _guarded(self, trial: LaneTrial, move: Callable[[LaneTrial], object]) -> None:
+        """Make a move on one of my trials; one that another executor finished meanwhile (it took
+        over a trial of mine that seemed dead) is dropped, one out of memory failed."""
+        try:
+            move(trial)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            trial.done = True
+        except TrialFailed:
+            pass
+
+    def _forget_ended(self, trials: list[FrozenTrial]) -> None:
+        states = {t.number: t for t in trials}
+        for number, held in list(self.held.items()):
+            stored = states.get(number)
+            if held.done or (stored is not None and stored.state.is_finished()):
+                del self.held[number]
+                if stored is not None and stored.state.is_finished() and self.on_trial is not None:
+                    self.on_trial(stored)
+
+    def _step_back_surplus(self, schedule: Schedule) -> None:
+        """Trials asked for beyond what the study needed (executors asked at once), mine and any
+        whose executor stopped: they end FAIL without training, and do not count."""
+        stale = set(stale_trial_ids(self.study))
+        for t in schedule.unplaced:
+            if t.number in self.held or abandoned(t) or t._trial_id in stale:
+                trial = self.held[t.number].trial if t.number in self.held else optuna.Trial(self.study, t._trial_id)
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    write_failure(trial, "surplus", "surplus: the study had its trials")
+                    self.study.tell(trial, state=TrialState.FAIL)
+        self.held.clear()
+
+
+class _Heartbeats:
+    """A thread that records a heartbeat for every trial this executor holds, so that another
+    executor takes them over if this one dies (Optuna's heartbeat, as study.optimize beats it)."""
+
+    def __init__(self, study: optuna.Study, trial_ids: Callable[[], list[int]]) -> None:
+        self.study, self.trial_ids = study, trial_ids
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lenet-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            for trial_id in list(self.trial_ids()):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self.study._storage.record_heartbeat(trial_id)
