@@ -3,39 +3,32 @@ trial starts, so that refused input writes nothing to the study."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 import torch
 from optuna.storages import RDBStorage
 
-from lenet.clock import StepClock, calibrate_clock
 from lenet.config import TrainConfig
 from lenet.data import DeviceData, load_dataset
 from lenet.device import accelerator_count, hardware, resolve_device
 from lenet.errors import blame
-from search.clock.source import check_fits, clock_settings, load_clock
-from search.errors import ClockError, RequestError, StudyError
 from search.pruning.factory import make_pruner
 from search.records.provenance import now_text
 from search.records.study import StudyRecord
+from search.run.layout import Hook, Layout, layout_for
 from search.run.spec import (
     OptimizeRequest,
     Placement,
     TrialNote,
     WorkerSpec,
     confirm_placement,
-    lane_threads,
     worker_placements,
 )
 from search.space import SearchSpace, load_space
 from search.study.opening import open_study, stored_record
 from search.study.storage import close_storage, make_storage
 from search.target import DEFAULT_TARGET, calibrate, parse_target
-
-Hook = Callable[[], None] | None
 
 
 @dataclass(frozen=True)
@@ -45,6 +38,7 @@ class Prepared:
     study: optuna.Study  # this process's, with the sampler and pruner built once
     storage: RDBStorage  # this process's only storage; close it (search.study.storage.close_storage) when done
     record: StudyRecord  # as stored
+    layout: Layout  # its lanes, their threads, the processes executing them here, its clock
     confirm_at: Placement  # where the confirmation race trains
     notes: list[str]  # warnings for the user (another thread count or data set)
 
@@ -92,24 +86,23 @@ def _open(
     trial_note: TrialNote | None,
 ) -> Prepared:
     stored = stored_record(storage, r.study_name)
-    lanes, threads = _resolve_lanes(r, stored, setting.device)
-    clock, table = _resolve_clock(r, stored, setting, threads, storage, on_clock)
-    value, source, explicit = _resolve_target(setting, threads, stored, on_calibrate)
+    layout = layout_for(r, stored, setting.space, setting.data, storage, on_clock)
+    value, source, explicit = _resolve_target(setting, layout.threads, stored, on_calibrate)
     wanted = StudyRecord(
         target=value,
         target_source=source,
         space=setting.space.to_dict(),
         device=str(setting.device),
-        threads=threads or 1,  # accelerator studies have stored 1 since the first version
+        threads=layout.threads or 1,  # accelerator studies have stored 1 since the first version
         data_checksum=setting.data.checksum,
         seed=r.seed,
         created=now_text(),
         baseline=setting.space.baseline_params(TrainConfig()) if r.baseline else None,
         hardware=hardware(setting.device),
-        jobs=r.jobs,
-        lanes=lanes,
-        clock=clock,
-        clock_table=table,
+        jobs=layout.jobs,
+        lanes=layout.lanes,
+        clock=layout.clock,
+        clock_table=layout.clock_table,
     )
     study, notes = open_study(
         r.study_name,
@@ -120,7 +113,7 @@ def _open(
         pruner=make_pruner(r.pruner, value, setting.space.max_epochs),
         explicit_target=explicit,
     )
-    placements = worker_placements(setting.device, r.jobs, threads)
+    placements = worker_placements(setting.device, layout.jobs, layout.threads)
     spec = WorkerSpec(r, value, setting.space, str(setting.device), placements, trial_note)
     return Prepared(
         request=r,
@@ -128,24 +121,10 @@ def _open(
         study=study,
         storage=storage,
         record=stored or wanted,
-        confirm_at=confirm_placement(setting.device, r.jobs),
-        notes=notes + shared_device_notes(setting.device, r.jobs),
+        layout=layout,
+        confirm_at=confirm_placement(setting.device, layout.jobs),
+        notes=[*layout.notes, *notes, *shared_device_notes(setting.device, layout.jobs)],
     )
-
-
-def _resolve_lanes(r: OptimizeRequest, stored: StudyRecord | None, device: torch.device) -> tuple[int, int | None]:
-    """(lanes, torch threads per lane): the stored study's, else one lane per worker (or as asked)
-    sharing the cores evenly."""
-    if stored is None:
-        lanes = r.lanes or r.jobs
-        return lanes, lane_threads(device, lanes)
-    if r.lanes is not None and r.lanes != stored.lanes:
-        raise StudyError(
-            f"study {r.study_name!r} has {stored.lanes} lane(s), not {r.lanes}: its schedule is fixed when it is "
-            "created; use another study name",
-            subject="lanes",
-        )
-    return stored.lanes, stored.threads if device.type == "cpu" else None
 
 
 def _resolve_target(
@@ -163,45 +142,6 @@ def _resolve_target(
     if stored is not None:
         return stored.target, "stored", False  # 'auto' was calibrated when the study was created
     return DEFAULT_TARGET, "default: measured saturation plateau less 1.5 points", False
-
-
-def _resolve_clock(
-    r: OptimizeRequest,
-    stored: StudyRecord | None,
-    setting: _Setting,
-    threads: int | None,
-    storage: RDBStorage,
-    on_clock: Hook,
-) -> tuple[str, dict[str, Any] | None]:
-    """(clock kind, step-clock table) for the study: the stored ones when it exists, else the
-    one asked for, reused from `clock_from` or measured now."""
-    given = load_clock(r.clock_from, storage) if r.clock_from else None
-    if stored is not None:
-        if r.clock is not None and r.clock != stored.clock:
-            raise StudyError(
-                f"study {r.study_name!r} keeps its seconds in the {stored.clock} clock, not the {r.clock} one; "
-                "use another study name",
-                subject="clock",
-            )
-        if given is not None and (stored.clock_table is None or given != StepClock.from_dict(stored.clock_table)):
-            raise ClockError(
-                f"study {r.study_name!r} has its own step clock, not the one in {r.clock_from}; leave it out to "
-                "reopen the study",
-                subject="clock_from",
-            )
-        return stored.clock, stored.clock_table
-    kind = r.clock or "calibrated"
-    if kind == "measured":
-        if given is not None:
-            raise RequestError("a step clock was given, which the measured clock does not use", subject="clock_from")
-        return kind, None
-    if given is None:
-        if on_clock:
-            on_clock()
-        batch_sizes, augments = clock_settings(setting.space)
-        given = calibrate_clock(setting.data, batch_sizes, augments, threads=threads or 1)
-    check_fits(given, setting.space, len(setting.data.train_x), r.clock_from)
-    return kind, given.to_dict()
 
 
 def shared_device_notes(device: torch.device, jobs: int) -> list[str]:

@@ -71,11 +71,14 @@ class OptimizeRequest:
         "or Optuna's median / hyperband; none.",
         choices=PRUNERS,
     )
-    jobs: int = option(1, "Worker processes on this machine that execute the study's lanes.", min=1)
+    jobs: int | None = option(
+        None, "Worker processes on this machine that execute the study's lanes. [default: one per lane]", min=1
+    )
     lanes: int | None = option(
         None,
-        "Trials the study's schedule runs side by side, each on its lane of the study's clock, with cores/lanes "
-        "torch threads; fixed when the study is created. [default: the study's, else --jobs]",
+        "Trials the study's schedule trains side by side, each on its lane of the study's clock, with cores/lanes "
+        "torch threads; fixed when the study is created. [default: the study's; for a new study --jobs, else one "
+        "per card on GPUs, and on a CPU one per core where the step clock measures that faster than one lane]",
         min=1,
     )
     timeout: float | None = option(None, "Start no new trial after this many seconds. [default: none]", above=0.0)

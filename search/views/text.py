@@ -52,12 +52,13 @@ def clock_lines(record: StudyRecord | None) -> list[str]:
 
 
 def study_header(prepared: Prepared) -> str:
-    spec, r = prepared.spec, prepared.request
-    threads = spec.placements[0].threads
-    workers = f"{spec.jobs} worker(s) x {threads} threads" if threads else f"{spec.jobs} worker(s)"
+    spec, r, layout = prepared.spec, prepared.request, prepared.layout
+    threads = f" x {layout.threads} thread(s)" if layout.threads else ""
+    lanes = f"{layout.lanes} lane(s) in {spec.jobs} process(es){threads}"
+    chosen = f"\n  {layout.choice}" if layout.choice else ""
     return (
         f"study {r.study_name!r} in {r.storage_url}: target {spec.target:.4f} ({prepared.record.target_source}), "
-        f"{r.n_trials} trials, {workers} on {spec.device}, {prepared.record.clock} clock"
+        f"{r.n_trials} trials, {lanes} on {spec.device}, {prepared.record.clock} clock{chosen}"
     )
 
 
