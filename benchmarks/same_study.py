@@ -1,5 +1,6 @@
 """Are two studies the same study? Compares every trial's parameters, state, value, outcome,
-reason and learning curve, and the confirmation race, leaving out what the wall clock measured.
+reason and learning curve, and the confirmation race, leaving out what the wall clock measured
+(search/study/compare.py).
 
     python benchmarks/same_study.py sqlite:///a.db:NAME sqlite:///b.db:NAME [--dump DIR]
 
@@ -18,55 +19,14 @@ from typing import Any
 
 import optuna
 
-from search.confirm.race import confirmation_of
-from search.records.keys import POINT_TRAIN_SECONDS
-from search.records.trial import TrialRecord
+from search.study.compare import differences, study_fields
 from search.study.storage import opened
-
-# Read off the wall clock: they differ between any two runs of the same computation.
-MEASURED_POINT_KEYS = {POINT_TRAIN_SECONDS, "wall_seconds"}
-MEASURED_RUN_FIELDS = {"measured"}
-
-
-def trial_fields(record: TrialRecord) -> dict[str, Any]:
-    return {
-        "number": record.number,
-        "params": record.params,
-        "state": record.state.name,
-        "value": record.value,
-        "outcome": record.outcome,
-        "reason": record.reason,
-        "curve": [{k: v for k, v in p.items() if k not in MEASURED_POINT_KEYS} for p in record.curve],
-    }
 
 
 def dump(target: str) -> dict[str, Any]:
     storage_url, _, name = target.rpartition(":")
     with opened(storage_url) as storage:
-        study = optuna.load_study(study_name=name, storage=storage)
-        trials = [trial_fields(TrialRecord.of(t)) for t in study.get_trials(deepcopy=False)]
-        race = confirmation_of(study)
-    confirmation = None
-    if race is not None:
-        confirmation = race.to_dict()
-        confirmation["runs"] = [
-            {k: v for k, v in r.items() if k not in MEASURED_RUN_FIELDS}
-            for r in sorted(confirmation["runs"], key=lambda r: (r["trial"], r["seed"]))
-        ]
-    return {"trials": trials, "confirmation": confirmation}
-
-
-def differences(a: Any, b: Any, where: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b), key=str):
-            out += differences(a.get(key), b.get(key), f"{where}.{key}")
-        return out
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return [f"{where}: {len(a)} items against {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
-    return [] if a == b else [f"{where}: {a!r} against {b!r}"]
+        return study_fields(optuna.load_study(study_name=name, storage=storage))
 
 
 def main() -> None:

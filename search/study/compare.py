@@ -1,0 +1,55 @@
+"""Whether two studies are the same study: every trial's parameters, state, value, outcome,
+reason and curve, and the confirmation race, as stored, leaving out what the wall clock measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from search.confirm.race import confirmation_of
+from search.records.keys import POINT_TRAIN_SECONDS
+from search.records.trial import TrialRecord
+
+# Read off the wall clock: they differ between any two runs of the same computation.
+MEASURED_POINT_KEYS = {POINT_TRAIN_SECONDS, "wall_seconds"}
+MEASURED_RUN_FIELDS = {"measured"}
+
+
+def trial_fields(record: TrialRecord) -> dict[str, Any]:
+    return {
+        "number": record.number,
+        "params": record.params,
+        "state": record.state.name,
+        "value": record.value,
+        "outcome": record.outcome,
+        "reason": record.reason,
+        "curve": [{k: v for k, v in p.items() if k not in MEASURED_POINT_KEYS} for p in record.curve],
+    }
+
+
+def study_fields(study: optuna.Study) -> dict[str, Any]:
+    """What two runs of the same study must agree on."""
+    trials = [trial_fields(TrialRecord.of(t)) for t in study.get_trials(deepcopy=False)]
+    race = confirmation_of(study)
+    confirmation = None
+    if race is not None:
+        confirmation = race.to_dict()
+        confirmation["runs"] = [
+            {k: v for k, v in r.items() if k not in MEASURED_RUN_FIELDS}
+            for r in sorted(confirmation["runs"], key=lambda r: (r["trial"], r["seed"]))
+        ]
+    return {"trials": trials, "confirmation": confirmation}
+
+
+def differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """Where `a` and `b` differ, path by path (empty: they are the same)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            d for key in sorted(set(a) | set(b), key=str) for d in differences(a.get(key), b.get(key), f"{where}.{key}")
+        ]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{where}: {len(a)} items against {len(b)}"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
+    return [] if a == b else [f"{where}: {a!r} against {b!r}"]
