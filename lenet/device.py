@@ -148,6 +148,14 @@ def accelerator_count(device_type: str) -> int:
     return torch.cuda.device_count() if device_type == "cuda" else 1
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one worker trains: its device, and its torch CPU threads (None off the CPU)."""
+
+    device: str
+    threads: int | None
+
+
 def worker_device(device: str, worker_index: int, count: int) -> str:
     """The device worker `worker_index` trains on: CUDA workers spread round-robin over the
     cards (worker i on card i mod count) unless a card was named; others share the device."""

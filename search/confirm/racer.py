@@ -40,10 +40,13 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 import optuna
 
 from lenet.clock import StepClock
+from lenet.config import TrainConfig
+from lenet.curve import EvalRecord
 from lenet.data import DeviceData
 from lenet.train import TrainingRun
 from search.clock.pricing import clock_seconds, time_to_target
@@ -65,6 +68,38 @@ def candidates(study: optuna.Study, top: int) -> list[int]:
 
 
 RunCallback = Callable[[SeedRun], None]
+Key = tuple[int, int]  # (trial, seed)
+
+
+class Run(Protocol):
+    """A training run as the racer reads it: `lenet.train.TrainingRun`, or one in a helper process
+    (search/confirm/pool.py)."""
+
+    config: TrainConfig
+    history: list[EvalRecord]
+
+    def advance(self) -> EvalRecord | None: ...
+
+
+class Runs(Protocol):
+    """Where the racer's runs train."""
+
+    def run(self, key: Key, config: TrainConfig) -> Run: ...
+
+    def drop(self, key: Key) -> None: ...
+
+
+class LocalRuns:
+    """The runs in this process, one at a time, with `threads` torch threads."""
+
+    def __init__(self, data: DeviceData, threads: int | None) -> None:
+        self.data, self.threads = data, threads
+
+    def run(self, key: Key, config: TrainConfig) -> Run:
+        return TrainingRun(config, self.data, threads=self.threads)
+
+    def drop(self, key: Key) -> None:
+        pass
 
 
 def confirm(
@@ -75,9 +110,11 @@ def confirm(
     n_seeds: int = DEFAULT_SEEDS,
     threads: int | None = None,
     on_run: RunCallback | None = None,
+    runs: Runs | None = None,
 ) -> Confirmation | None:
     """Race the study's best `top` candidates over `n_seeds` fresh seeds (see the module
-    docstring), resuming a stored race. Returns None when there is no candidate."""
+    docstring), resuming a stored race. Returns None when there is no candidate. The runs train
+    in this process with `threads` threads, or where `runs` puts them."""
     record = study_record(study)
     if record is None or top < 1 or n_seeds < 1:
         return None
@@ -93,7 +130,7 @@ def confirm(
         race = Confirmation(seeds, chosen, runs=keep)
     if race.done:
         return race
-    _Racer(study, race, data, record.step_clock(), record.target, threads, on_run).run()
+    _Racer(study, race, data, record.step_clock(), record.target, threads, on_run, runs).run()
     return race
 
 
@@ -112,11 +149,13 @@ class _Racer:
         target: float,
         threads: int | None,
         on_run: RunCallback | None,
+        runs: Runs | None = None,
     ) -> None:
         self.study, self.race, self.data, self.clock = study, race, data, clock
         self.target, self.threads, self.on_run = target, threads, on_run
+        self.runs = runs or LocalRuns(data, threads)
         self.configs = {t.number: TrialRecord.of(t).config for t in study.get_trials(deepcopy=False)}
-        self.suspended: dict[tuple[int, int], TrainingRun] = {}  # (trial, seed): runs paused at a cap
+        self.suspended: dict[Key, Run] = {}  # (trial, seed): runs paused at a cap, or started ahead
 
     def run(self) -> None:
         race = self.race
@@ -132,6 +171,7 @@ class _Racer:
 
     def _challenge(self, challenger: int) -> None:
         race = self.race
+        self._start_ahead(challenger)
         for i, seed in enumerate(race.seeds):
             cap = race.run_of(race.incumbent, seed).lower_bound
             self._ensure(challenger, seed, cap=None if math.isinf(cap) else cap)
@@ -194,15 +234,25 @@ class _Racer:
             self.suspended[(trial, seed)] = run
             self._store(replace(self._result(trial, seed, run, cap=trained(seed)), bounded=True))
 
-    def _start(self, trial: int, seed: int) -> TrainingRun:
-        """`trial`'s run on `seed`: the one left suspended at a cap, else a new one."""
+    def _start(self, trial: int, seed: int) -> Run:
+        """`trial`'s run on `seed`: the one left suspended (at a cap, or started ahead), else a new one."""
         run = self.suspended.pop((trial, seed), None)
         if run is None:
-            run = TrainingRun(replace(self.configs[trial], seed=seed), self.data, threads=self.threads)
+            run = self.runs.run((trial, seed), replace(self.configs[trial], seed=seed))
         return run
 
+    def _start_ahead(self, trial: int) -> None:
+        """Start `trial`'s runs that the race may need, so that runs in helpers train ahead."""
+        for seed in self.race.seeds:
+            done = self.race.run_of(trial, seed)
+            if (done is None or not done.exact) and (trial, seed) not in self.suspended:
+                self.suspended[(trial, seed)] = self.runs.run((trial, seed), replace(self.configs[trial], seed=seed))
+
     def _store(self, run: SeedRun) -> None:
-        """Keep `run` (replacing a capped run of the same trial and seed), save, report."""
+        """Keep `run` (replacing a capped run of the same trial and seed), save, report; an exact
+        run's training is done."""
+        if run.exact:
+            self.runs.drop((run.trial, run.seed))
         stale = self.race.run_of(run.trial, run.seed)
         if stale is not None:
             self.race.runs.remove(stale)

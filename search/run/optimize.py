@@ -7,14 +7,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from lenet.data import load_dataset, release
 from lenet.device import policy_for
+from search.confirm.pool import RunPool
 from search.confirm.race import Confirmation, SeedRun
 from search.confirm.racer import confirm
 from search.records.study import waited_seconds
 from search.records.trial import TrialRecord
 from search.run.prepare import Hook, Prepared, prepare
-from search.run.spec import OptimizeRequest, TrialNote
+from search.run.spec import OptimizeRequest, TrialNote, worker_placements
 from search.run.workers import Interrupted, TrialCallback, quiet_optuna, run_trials, run_workers
 from search.study.queries import best_completed, count_states, finished_count
 from search.study.storage import close_storage
@@ -35,7 +38,8 @@ class OptimizeResult:
     worker_codes: tuple[int, ...] = ()  # exit codes of worker processes (--jobs > 1)
     confirmation: Confirmation | None = None  # the race of the best candidates on fresh seeds
     confirm_seconds: float = 0.0  # wall time of the confirmation (part of wall_seconds)
-    waited_seconds: float = 0.0  # the study's executors' waiting for other lanes, summed (this run's and earlier)
+    waited_seconds: float = 0.0  # this run's executors' waiting for other lanes, summed
+    jobs: int = 1  # processes that executed the lanes
 
     @property
     def workers_failed(self) -> bool:
@@ -68,7 +72,7 @@ def _run(
     prepared: Prepared, on_trial: TrialCallback | None, on_confirm: Callable[[SeedRun], None] | None
 ) -> OptimizeResult:
     spec, study = prepared.spec, prepared.study
-    started = time.monotonic()
+    started, waited_before = time.monotonic(), waited_seconds(study)
     interrupted, codes, race, confirm_started = None, (), None, None
     try:
         if spec.jobs == 1:
@@ -99,14 +103,21 @@ def _run(
         worker_codes=codes,
         confirmation=race,
         confirm_seconds=time.monotonic() - confirm_started if confirm_started else 0.0,
-        waited_seconds=waited_seconds(study),
+        waited_seconds=waited_seconds(study) - waited_before,
+        jobs=spec.jobs,
     )
 
 
 def _confirm(prepared: Prepared, on_run: Callable[[SeedRun], None] | None) -> Confirmation | None:
-    """Race the best candidates on fresh seeds in this process, with all its cores."""
-    r, spec, at = prepared.request, prepared.spec, prepared.confirm_at
+    """Race the best candidates on fresh seeds: in the study's lanes (helper processes with its
+    threads per lane) when it has several, else in this process with all its cores."""
+    r, spec, at, layout = prepared.request, prepared.spec, prepared.confirm_at, prepared.layout
     if r.confirm_top < 1:
         return None
     data = load_dataset(spec.request.data, at.device, val_size=spec.request.val_size)
-    return confirm(prepared.study, data, top=r.confirm_top, n_seeds=r.confirm_seeds, threads=at.threads, on_run=on_run)
+    race = dict(top=r.confirm_top, n_seeds=r.confirm_seeds, on_run=on_run)
+    if layout.lanes == 1:
+        return confirm(prepared.study, data, threads=at.threads, **race)
+    lanes = worker_placements(torch.device(spec.device), layout.lanes, layout.threads)
+    with RunPool(lanes, spec.request.data, spec.request.val_size) as pool:
+        return confirm(prepared.study, data, runs=pool, **race)

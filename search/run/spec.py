@@ -16,7 +16,7 @@ import torch
 
 from lenet.config import option
 from lenet.data import DEFAULT_VAL_SIZE
-from lenet.device import accelerator_count, cpu_count, worker_device
+from lenet.device import Placement, accelerator_count, cpu_count, worker_device
 from search.confirm.race import DEFAULT_SEEDS, DEFAULT_TOP
 from search.pruning.factory import PRUNERS
 from search.records.study import CLOCK_KINDS
@@ -117,14 +117,6 @@ class OptimizeRequest:
         "so the pruner has a time to beat from the start.",
     )
     val_size: int = option(DEFAULT_VAL_SIZE, "Training images held out for validation.", shared=True)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where one worker trains: its device, and its torch CPU threads (None off the CPU)."""
-
-    device: str
-    threads: int | None
 
 
 def lane_threads(device: torch.device, lanes: int) -> int | None:

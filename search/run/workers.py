@@ -1,9 +1,9 @@
-"""Workers: running a study's trials to its total of finished trials, in this process or in
-J worker processes.
+"""Workers: executing a study's schedule to its total of finished trials, in this process or in
+J worker processes (search/run/executor.py does the work; here are the processes and signals).
 
 `--trials N` means N finished (complete + pruned) trials in the study, whoever ran them: a
 rerun after an interruption runs only the rest, and workers sharing a storage share the
-count. Failed trials (a crash, a killed worker) do not count and are retried.
+count. A trial whose worker died or was interrupted is taken over, never lost.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from lenet.errors import blame
 from search.errors import StorageError
 
 DEFAULT_STORAGE = "sqlite:///studies/lenet.db"
-# Workers beat every HEARTBEAT s; a trial silent for GRACE s is marked FAIL and retried.
+# Executors beat every HEARTBEAT s; a trial silent for GRACE s is taken over by another executor.
 # The environment may shorten both (tests that kill workers), never below Optuna's 1 s.
 HEARTBEAT_SECONDS = max(1, int(os.environ.get("LENET_HEARTBEAT_SECONDS", "10")))
 GRACE_SECONDS = max(2 * HEARTBEAT_SECONDS, int(os.environ.get("LENET_GRACE_SECONDS", "30")))

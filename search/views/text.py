@@ -85,6 +85,12 @@ def optimize_summary(result: OptimizeResult) -> list[str]:
             f"  schedule: lr {cfg.lr:.4g}, batch {cfg.batch_size}, StepLR every {cfg.step_size} epochs "
             f"x {cfg.gamma:.3g}, momentum {cfg.momentum:.3g}"
         )
+    if result.waited_seconds > 0:
+        busy = result.wall_seconds - result.confirm_seconds
+        share = 100 * result.waited_seconds / max(busy * result.jobs, 1e-9)
+        lines.append(
+            f"  the workers waited {result.waited_seconds:.0f} s for other lanes ({share:.1f} % of their time)"
+        )
     lines += confirmation_lines(result.confirmation)
     if result.confirmation is not None:
         search = result.wall_seconds - result.confirm_seconds
