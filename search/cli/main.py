@@ -6,12 +6,13 @@ import sys
 
 import click
 
+from search.cli.clock import clock
 from search.cli.group import cli
 from search.cli.optimize import optimize
-from search.cli.studies import dashboard, export, report, studies
+from search.cli.studies import compare, dashboard, export, report, studies
 from search.cli.train import bench, train
 
-for command in (train, bench, optimize, dashboard, export, studies, report):
+for command in (train, bench, clock, optimize, dashboard, export, studies, report, compare):
     cli.add_command(command)
 
 

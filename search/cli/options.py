@@ -142,3 +142,9 @@ def int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> t
     if not items or any(v < 1 for v in items):
         raise click.BadParameter(f"expected positive integers, got {value!r}")
     return tuple(items)
+
+
+def output_option(default: Path | None, help: str, dest: str = "output", folder: bool = False) -> Callable[[F], F]:
+    """-o/--output: the file (or folder) a command writes."""
+    kind = click.Path(path_type=Path, file_okay=False) if folder else click.Path(path_type=Path, dir_okay=False)
+    return click.option("-o", "--output", dest, type=kind, default=default, show_default=default is not None, help=help)

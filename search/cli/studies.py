@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from search.cli.options import storage_option, study_option, sub_storage_option
+from search.cli.options import output_option, storage_option, study_option, sub_storage_option
 
 
 @click.command()
@@ -41,14 +41,7 @@ def dashboard(storage_url: str, host: str, port: int) -> None:
     default=None,
     help="Export this trial instead of the best one.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("studies/best.json"),
-    show_default=True,
-    help="JSON file to write.",
-)
+@output_option(Path("studies/best.json"), "JSON file to write.")
 def export(study_name: str, storage_url: str, trial_number: int | None, output: Path) -> None:
     """Write the best trial (or --trial N) as a config file that `train --config` retrains:
     every training field, its metrics, and provenance.
@@ -105,6 +98,39 @@ def studies_show(ctx: click.Context, name: str, storage_url: str | None, top: in
     click.echo("\n".join(study_table(show_study(storage_url or ctx.obj["storage_url"], name, top))))
 
 
+@studies.command("reprice")
+@click.argument("name")
+@sub_storage_option
+@click.option(
+    "--clock",
+    "clock",
+    required=True,
+    metavar="FILE|study:NAME",
+    help="The other clock: a `lenet-search clock` file, an export, or another study in this storage.",
+)
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="How many schedules to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print every schedule as JSON.")
+@click.pass_context
+def studies_reprice(
+    ctx: click.Context, name: str, storage_url: str | None, clock: str, top: int, as_json: bool
+) -> None:
+    """Rank study NAME's schedules by what they would cost in another step clock (another machine
+    or setting), from the steps each trained: exact for trials that reached the target, a lower
+    bound for those its pruner stopped.
+
+    \b
+    Example:
+      lenet-search studies reprice lenet5-cifar10 --clock studies/clock-1thread.json
+    """
+    import json
+
+    from search.study.catalog import reprice_study
+    from search.views.text import reprice_json, reprice_table
+
+    view = reprice_study(storage_url or ctx.obj["storage_url"], name, clock)
+    click.echo(json.dumps(reprice_json(view), indent=2) if as_json else "\n".join(reprice_table(view, top)))
+
+
 @studies.command("delete")
 @click.argument("name")
 @sub_storage_option
@@ -129,14 +155,7 @@ def studies_delete(ctx: click.Context, name: str, storage_url: str | None, yes: 
 @click.command()
 @study_option
 @storage_option
-@click.option(
-    "-o",
-    "--output",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Folder for index.html and the PNGs. [default: studies/report-<study>]",
-)
+@output_option(None, "Folder for index.html and the PNGs. [default: studies/report-<study>]", "out_dir", folder=True)
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Trials in the curve plots.")
 def report(study_name: str, storage_url: str, out_dir: Path | None, top: int) -> None:
     """Write a self-contained HTML report with PNGs: optimisation history, learning curves of
@@ -151,3 +170,24 @@ def report(study_name: str, storage_url: str, out_dir: Path | None, top: int) ->
 
     files = report_study(storage_url, study_name, out_dir or Path("studies") / f"report-{study_name}", top=top)
     click.echo("\n".join(f"{kind}: {path}" for kind, path in files.items()))
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True, metavar="STORAGE:NAME...")
+@output_option(Path("studies/compare.png"), "PNG of time to target by batch size.", "figure")
+def compare(targets: tuple[str, ...], figure: Path) -> None:
+    """Compare studies of the same search made on different machines (or settings): each one's
+    winner, each winner priced in every other study's clock, and a figure of the fastest time
+    to target by batch size per machine.
+
+    \b
+    Example:
+      lenet-search compare sqlite:///studies/lenet.db:lenet5-cifar10 sqlite:///studies/gpu.db:lenet5-cifar10
+    """
+    from search.study.machines import compare as run_compare
+    from search.views.plots import plot_machines
+    from search.views.text import compare_table
+
+    comparison = run_compare(list(targets))
+    click.echo("\n".join(compare_table(comparison)))
+    click.echo(f"figure: {plot_machines(comparison, figure)}")

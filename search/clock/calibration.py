@@ -13,10 +13,15 @@ import multiprocessing
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from lenet.clock import StepClock, StepCost, calibrate_clock
-from lenet.data import DeviceData, load_dataset
+from lenet.config import option
+from lenet.data import DEFAULT_VAL_SIZE, DeviceData, load_dataset
+from lenet.device import cpu_count, resolve_device
+from lenet.errors import blame
+from search.records.files import write_json
 
 # Lanes are taken when they train at least this much faster than one process with every core:
 # below it, the schedule's waiting and the extra processes' start would eat the gain.
@@ -38,7 +43,7 @@ def measure_clock(
     if processes == 1:
         return calibrate_clock(data, batch_sizes, augments, threads=threads, budget_seconds=budget_seconds)
     ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
-    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    barrier, results = ctx.Barrier(processes, timeout=300), ctx.Queue()  # a helper that died breaks it
     args = (data_path, str(data.device), data.val_size, list(batch_sizes), list(augments), threads, budget_seconds)
     helpers = [ctx.Process(target=_measure_in_helper, args=(*args, barrier, results)) for _ in range(processes - 1)]
     for helper in helpers:
@@ -125,3 +130,30 @@ def choose_lanes(
     lanes = measure_clock(data, data_path, batch_sizes, augments, threads=1, processes=cores, budget_seconds=15.0)
     gain = statistics.median(cores * single.costs[k].full / lanes.costs[k].full for k in single.costs)
     return LaneChoice(cores, lanes, gain) if gain >= LANES_GAIN else LaneChoice(1, single, gain)
+
+
+@dataclass(frozen=True)
+class ClockRequest:
+    """What `lenet-search clock` was asked for."""
+
+    out: Path = option(Path("studies/clock.json"), "JSON file to write the step clock to.", flag="--out")
+    data: str | None = option(None, "CIFAR-10 source", shared=True)
+    device: str = option("auto", "the training device", shared=True)
+    threads: int | None = option(None, "torch CPU threads", shared=True)
+    val_size: int = option(DEFAULT_VAL_SIZE, "validation images held out", shared=True)
+    lanes: int = option(1, "Processes measuring side by side, each with --threads: the lanes it will price.", min=1)
+    batch_sizes: tuple[int, ...] = option((32, 64, 128, 256, 512, 1024, 2048), "Batch sizes to price.")
+    augment: bool = option(False, "Price augmented steps (random crop and flip) instead.")
+
+
+def measure_to_file(request: ClockRequest) -> StepClock:
+    """Measure this device's step clock as `request` says and write it (with its hardware) to `request.out`."""
+    r = request
+    with blame("device"):
+        device = resolve_device(r.device)
+    with blame("data"):
+        data = load_dataset(r.data, device, val_size=r.val_size)
+    threads = r.threads if r.threads is not None else (max(1, cpu_count() // r.lanes) if device.type == "cpu" else None)
+    clock = measure_clock(data, r.data, list(r.batch_sizes), [r.augment], threads=threads, processes=r.lanes)
+    write_json(r.out, clock.to_dict())
+    return clock

@@ -32,6 +32,7 @@ from search.records.keys import (
     STUDY_TARGET_SOURCE,
     STUDY_THREADS,
     STUDY_WAITED,
+    STUDY_WARM_START,
 )
 from search.records.stored import Stored, stored
 from search.records.upgrade import SCHEMA_VERSION, schema_of, upgrade_study
@@ -57,6 +58,7 @@ class StudyRecord(Stored):
     seed: int = stored(STUDY_SEED, 0)
     created: str = stored(STUDY_CREATED, "")
     baseline: dict[str, Any] | None = stored(STUDY_BASELINE, None)
+    warm_start: list[dict[str, Any]] | None = stored(STUDY_WARM_START, None)  # params and source of each
     hardware: dict[str, Any] | None = stored(STUDY_HARDWARE, None)  # None: a study stored before it was recorded
     jobs: int = stored(STUDY_JOBS, 1)
     lanes: int = stored(STUDY_LANES, 1)  # studies from before lanes ran one trial at a time
@@ -67,7 +69,13 @@ class StudyRecord(Stored):
     intermediate_values: str = stored(STUDY_INTERMEDIATE_VALUES, INTERMEDIATE_TEXT)
     schema: int = stored(STUDY_SCHEMA, SCHEMA_VERSION)
 
-    _OPTIONAL = (STUDY_BASELINE, STUDY_HARDWARE, STUDY_CLOCK_TABLE, STUDY_CONFIRMATION)  # not stored when None
+    _OPTIONAL = (
+        STUDY_BASELINE,
+        STUDY_WARM_START,
+        STUDY_HARDWARE,
+        STUDY_CLOCK_TABLE,
+        STUDY_CONFIRMATION,
+    )  # not when None
 
     def items(self) -> dict[str, Any]:
         """The study attributes to store (a study without a baseline stores none)."""
@@ -82,8 +90,11 @@ class StudyRecord(Stored):
         for f in fields(cls):
             if f.metadata["key"] in cls._OPTIONAL and not values[f.name]:
                 values[f.name] = None  # stored empty: none
+            elif isinstance(values[f.name], Mapping):
+                values[f.name] = dict(values[f.name])
         record = cls(**values)
-        return replace(record, space=dict(record.space or {}), schema=schema_of(attrs))
+        warm = [dict(w) for w in record.warm_start] if record.warm_start else None
+        return replace(record, space=dict(record.space or {}), schema=schema_of(attrs), warm_start=warm)
 
     def step_clock(self) -> StepClock | None:
         """The study's step clock; None for the measured clock."""

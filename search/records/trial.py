@@ -46,6 +46,7 @@ from search.records.keys import (
     THREADS,
     TRAIN_SECONDS,
     VERSIONS,
+    WARM_START,
 )
 from search.records.stored import Stored, stored
 from search.records.upgrade import upgrade_curve, upgrade_trial
@@ -69,6 +70,7 @@ class TrialSetup:
     data_checksum: str
     versions: dict[str, str]
     baseline: bool = False
+    warm_start: str | None = None  # which other study's schedule it trains
 
     def write(self, trial: optuna.Trial) -> None:
         values: dict[str, Any] = {
@@ -82,6 +84,8 @@ class TrialSetup:
         }
         if self.baseline:
             values[BASELINE] = True
+        if self.warm_start:
+            values[WARM_START] = self.warm_start
         for key, value in values.items():
             trial.set_user_attr(key, value)
 
@@ -140,6 +144,7 @@ class TrialRecord(TrialResult):
     data_checksum: str | None
     versions: dict[str, str]
     baseline: bool
+    warm_start: str | None
     curve: list[CurvePoint]
 
     @classmethod
@@ -159,6 +164,7 @@ class TrialRecord(TrialResult):
             data_checksum=a.get(DATA_CHECKSUM),
             versions=dict(a.get(VERSIONS) or {}),
             baseline=bool(a.get(BASELINE, False)),
+            warm_start=a.get(WARM_START),
             curve=list(a.get(CURVE) or []),
             **TrialResult.values(a),
         )

@@ -30,7 +30,9 @@ from search.run.spec import Placement, WorkerSpec
 from search.study.storage import HEARTBEAT_SECONDS, stale_trial_ids
 
 TrialCallback = Callable[[FrozenTrial], None]
-POLL_SECONDS = 0.05  # between reads of the storage while waiting for another lane
+# Between reads of the storage while waiting for another lane: from the first, doubling to the
+# last, so that a short wait costs little time and a long one little reading.
+POLL_SECONDS = (0.01, 0.2)
 
 
 class Executor:
@@ -64,6 +66,7 @@ class Executor:
         self.held: dict[int, LaneTrial] = {}  # number -> trial this executor holds
         self.waited = 0.0  # wall seconds spent waiting for other lanes
         self.deadline = None if spec.request.timeout is None else time.monotonic() + spec.request.timeout
+        self._idle = 0  # polls since the last move
         self._stale: set[int] = set()
         self._stale_checked = -float("inf")
         self._beats = _Heartbeats(study, lambda: [t.trial._trial_id for t in self.held.values() if not t.done])
@@ -92,9 +95,11 @@ class Executor:
             return False
         for move in (self._place, self._decide, self._ask, self._compute, self._take_over):
             if move(trials, schedule):
+                self._idle = 0
                 return True
         started = time.monotonic()
-        time.sleep(POLL_SECONDS)
+        time.sleep(min(POLL_SECONDS[1], POLL_SECONDS[0] * 2**self._idle))
+        self._idle += 1
         self.waited += time.monotonic() - started
         return True
 

@@ -46,7 +46,7 @@ from search.records.trial import (
 )
 from search.run.schedule import Event
 from search.run.spec import TrialNote
-from search.sampling.scheduled import BASELINE_SLOT, ScheduledSampler
+from search.sampling.scheduled import ScheduledSampler
 from search.space import SearchSpace
 from search.study.view import StudyView, as_running
 
@@ -95,8 +95,10 @@ class LaneTrial:
         ctx = self.ctx
         frozen = ctx.study._storage.get_trial(self.trial._trial_id)
         sampler = ctx.study.sampler
+        sampler_fixed = None
         if isinstance(sampler, ScheduledSampler):
             sampler.begin(ctx.study, frozen, [t if ended else as_running(t) for t, ended in seen])
+            sampler_fixed = sampler.fixed(self.number)[1]
         self.config = ctx.space.sample(self.trial, TrainConfig(seed=ctx.seed))
         self._start_run(Placement(event.lane, event.time, event.time, None))
         TrialSetup(
@@ -106,10 +108,16 @@ class LaneTrial:
             threads=ctx.threads or 0,
             data_checksum=ctx.data.checksum,
             versions=library_versions(),
-            baseline=ctx.baseline and self.number == BASELINE_SLOT,
+            baseline=ctx.baseline and sampler_fixed == "baseline",
+            warm_start=self._warm_source() if sampler_fixed == "warm start" else None,
         ).write(self.trial)
         self.published = self.next_event().time
         write_placement(self.trial, event.lane, event.time, self.published)
+
+    def _warm_source(self) -> str | None:
+        sampler = self.ctx.study.sampler
+        assert isinstance(sampler, ScheduledSampler)
+        return sampler.warm_sources[self.number] if self.number < len(sampler.warm_sources) else None
 
     def take_over(self, frozen: optuna.trial.FrozenTrial) -> None:
         """Train a placed trial again from its start, as its executor did before it stopped: the

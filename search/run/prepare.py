@@ -4,15 +4,18 @@ trial starts, so that refused input writes nothing to the study."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 import torch
 from optuna.storages import RDBStorage
 
+from lenet.clock import StepClock
 from lenet.config import TrainConfig
 from lenet.data import DeviceData, load_dataset
 from lenet.device import accelerator_count, hardware, resolve_device
 from lenet.errors import blame
+from search.errors import RequestError
 from search.pruning.factory import make_pruner
 from search.records.provenance import now_text
 from search.records.study import StudyRecord
@@ -25,6 +28,7 @@ from search.run.spec import (
     confirm_placement,
     worker_placements,
 )
+from search.run.warm import warm_schedules
 from search.space import SearchSpace, load_space
 from search.study.opening import open_study, stored_record
 from search.study.storage import close_storage, make_storage
@@ -98,6 +102,7 @@ def _open(
         seed=r.seed,
         created=now_text(),
         baseline=setting.space.baseline_params(TrainConfig()) if r.baseline else None,
+        warm_start=_warm_start(r, stored, layout, setting.space, storage),
         hardware=hardware(setting.device),
         jobs=layout.jobs,
         lanes=layout.lanes,
@@ -125,6 +130,21 @@ def _open(
         confirm_at=confirm_placement(setting.device, layout.jobs),
         notes=[*layout.notes, *notes, *shared_device_notes(setting.device, layout.jobs)],
     )
+
+
+def _warm_start(
+    r: OptimizeRequest, stored: StudyRecord | None, layout: Layout, space: SearchSpace, storage: RDBStorage
+) -> list[dict[str, Any]] | None:
+    """A new study's warm start, from the other study's schedules priced in its clock."""
+    if r.warm_start is None or stored is not None:
+        return None  # a study that exists keeps the first trials it was created with
+    if layout.clock_table is None:
+        raise RequestError(
+            "a warm start prices the other study's schedules in this study's clock: the measured clock has none",
+            subject="warm_start",
+        )
+    with blame("warm_start"):
+        return warm_schedules(r.warm_start, storage, StepClock.from_dict(layout.clock_table), space)
 
 
 def _resolve_target(

@@ -111,6 +111,12 @@ class OptimizeRequest:
         "Fresh seeds per candidate in the confirmation race (the study's seed + 1000, + 1001, ...).",
         min=1,
     )
+    warm_start: str | None = option(
+        None,
+        "A new study's first trials train another study's best schedules (study:NAME in this storage, or a "
+        "`studies reprice --json` file), priced in the new study's clock. [default: none]",
+        metavar="FILE|study:NAME",
+    )
     baseline: bool = option(
         True,
         "A new study's first trial trains `lenet-search train`'s default schedule (where the space allows it), "

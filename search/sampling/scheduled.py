@@ -7,8 +7,9 @@ the study's seed and the trial's number, samples from that view: so a trial's pa
 on the study's seed, its number and what it sees, never on the process that runs it or on what
 has finished on the machine meanwhile.
 
-Trial 0 has its parameters fixed instead: it trains the study's baseline, a known-good schedule,
-so that the pruner has a time to beat from the first minute (Ray Tune's `points_to_evaluate`).
+The first trials have their parameters fixed instead: another study's best schedules when the
+study is warm-started (search/run/warm.py), then the study's baseline, a known-good schedule, so
+that the pruner has a time to beat from the first minute (Ray Tune's `points_to_evaluate`).
 (Not `study.enqueue_trial`: SQLite ignores `SELECT ... FOR UPDATE`, so two processes can pop one
 enqueued trial and train it twice, optuna/optuna#4002.)
 """
@@ -24,11 +25,10 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from search.records.keys import WARM_PARAMS, WARM_SOURCE
 from search.sampling.factory import make_sampler
 from search.space import contains
 from search.study.view import StudyView
-
-BASELINE_SLOT = 0
 
 
 def slot_seed(study_seed: int, slot: int) -> int:
@@ -40,8 +40,16 @@ class ScheduledSampler(BaseSampler):
     """Sampler `name` per trial of the schedule (see the module docstring). `begin()` says what the
     trial about to draw its parameters sees; without it, the sampler samples from the study as it is."""
 
-    def __init__(self, name: str, study_seed: int, baseline: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        study_seed: int,
+        baseline: Mapping[str, Any] | None = None,
+        warm_start: Sequence[Mapping[str, Any]] = (),  # StudyRecord.warm_start
+    ) -> None:
         self.name, self.study_seed, self.baseline = name, study_seed, dict(baseline or {})
+        self.warm_start = [dict(w[WARM_PARAMS]) for w in warm_start]
+        self.warm_sources = [w.get(WARM_SOURCE) for w in warm_start]
         self._slot: int | None = None
         self._seen: list[FrozenTrial] | None = None
         self._fixed: dict[str, Any] = {}
@@ -51,11 +59,24 @@ class ScheduledSampler(BaseSampler):
         """`trial` draws its parameters next, seeing `seen`."""
         slot = trial.number
         self._slot, self._seen = slot, list(seen)
-        self._fixed = self.baseline if slot == BASELINE_SLOT else {}
+        self._fixed = self.fixed(slot)[0]
         # QMC's sequence is one for the study (its scramble is the seed); the others draw per trial.
         seed = self.study_seed if self.name == "qmc" else slot_seed(self.study_seed, slot)
         self._base = make_sampler(self.name, seed)
         self._base.before_trial(self._view(study), trial)
+
+    @property
+    def baseline_slot(self) -> int | None:
+        """The trial that trains the baseline: after the warm start's, if the study has one."""
+        return len(self.warm_start) if self.baseline else None
+
+    def fixed(self, slot: int) -> tuple[dict[str, Any], str | None]:
+        """Trial `slot`'s fixed parameters and why ("warm start", "baseline"; empty and None: drawn)."""
+        if slot < len(self.warm_start):
+            return self.warm_start[slot], "warm start"
+        if slot == self.baseline_slot:
+            return self.baseline, "baseline"
+        return {}, None
 
     def _view(self, study: optuna.Study) -> optuna.Study:
         return study if self._seen is None else StudyView(study, self._seen)  # type: ignore[return-value]

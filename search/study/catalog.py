@@ -8,7 +8,11 @@ from dataclasses import dataclass
 import optuna
 from optuna.storages import BaseStorage
 
+from lenet.clock import StepClock
+from lenet.errors import blame
 from search.clock.agreement import ClockAgreement, clock_agreement
+from search.clock.reprice import Priced, Trained, reprice
+from search.clock.source import load_clock
 from search.confirm.race import Confirmation, confirmation_of
 from search.records.study import StudyRecord, study_record
 from search.records.trial import TrialRecord
@@ -56,6 +60,33 @@ def show_study(storage_url: str, name: str, top: int) -> StudyView:
             clock_agreement(map(TrialRecord.of, trials)),
             confirmation_of(study),
         )
+
+
+@dataclass(frozen=True)
+class RepriceView:
+    """A study's schedules priced in another clock (`studies reprice`)."""
+
+    name: str
+    own: StepClock | None  # the study's clock (None: it read the wall clock)
+    other: StepClock
+    source: str  # where the other clock came from
+    priced: list[Priced]  # best first
+    trained: dict[int, Trained]  # what each was priced from, by trial number
+
+
+def reprice_study(storage_url: str, name: str, clock_source: str) -> RepriceView:
+    """Study `name`'s trials priced by the clock in `clock_source` (a file, or study:NAME here)."""
+    with opened(storage_url) as storage:
+        study = load_existing(storage, name)
+        with blame("clock"):
+            other = load_clock(clock_source, storage)
+        record = study_record(study)
+        own = record.step_clock() if record else None
+        records = [t for t in (Trained.of(TrialRecord.of(t)) for t in study.get_trials(deepcopy=False)) if t]
+        train_size = own.train_size if own is not None else other.train_size
+        with blame("clock"):
+            priced = reprice(records, other, train_size)
+        return RepriceView(name, own, other, clock_source, priced, {t.number: t for t in records})
 
 
 def count_trials(storage_url: str, name: str) -> int:

@@ -69,7 +69,10 @@ def load_study(
 ) -> optuna.Study:
     """The stored study with the sampler and pruner this process runs it with (built here, once)."""
     return optuna.load_study(
-        study_name=name, storage=storage, sampler=ScheduledSampler(sampler, seed, record.baseline), pruner=pruner
+        study_name=name,
+        storage=storage,
+        sampler=ScheduledSampler(sampler, seed, record.baseline, record.warm_start or ()),
+        pruner=pruner,
     )
 
 

@@ -21,6 +21,7 @@ from search.records.keys import (  # noqa: E402
     POINT_VAL_ACCURACY,
 )
 from search.records.trial import CurvePoint, TrialRecord  # noqa: E402
+from search.study.machines import Comparison  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,25 @@ class Curve:
         return cls.from_points(label, TrialRecord.of(trial).curve)
 
 
+def _labelled(
+    fig: plt.Figure,
+    ax: plt.Axes,
+    path: Path,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    grid: str = "major",
+    **legend: object,
+) -> Path:
+    """Label the axes, draw the grid and legend, and save."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which=grid)
+    ax.legend(**{"fontsize": 8, **legend})
+    return _save(fig, path)
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -88,12 +108,7 @@ def plot_curves(
             ax.plot(c.seconds, c.train_accuracy, linestyle=":", color=line.get_color(), label=f"{c.label} train")
     if target is not None:
         ax.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target {target:.3f}")
-    ax.set_xlabel("training seconds (evaluation excluded)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+    return _labelled(fig, ax, path, "training seconds (evaluation excluded)", "accuracy", title, loc="lower right")
 
 
 def plot_history(trials: Sequence[FrozenTrial], path: Path, title: str) -> Path:
@@ -114,12 +129,7 @@ def plot_history(trials: Sequence[FrozenTrial], path: Path, title: str) -> Path:
     if pruned:
         top = ax.get_ylim()[1] if done else 1.0
         ax.scatter(pruned, [top] * len(pruned), marker="|", color="grey", label=f"pruned ({len(pruned)})")
-    ax.set_xlabel("trial")
-    ax.set_ylabel("training seconds to target")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _labelled(fig, ax, path, "trial", "training seconds to target", title)
 
 
 def plot_lr_schedules(curves: Sequence[Curve], path: Path) -> Path:
@@ -129,12 +139,7 @@ def plot_lr_schedules(curves: Sequence[Curve], path: Path) -> Path:
         if c.lr and c.epochs:
             ax.step(c.epochs, c.lr, where="pre", marker=".", label=c.label)
     ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate")
-    ax.set_title("learning-rate schedule of the top trials")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _labelled(fig, ax, path, "epoch", "learning rate", "learning-rate schedule of the top trials", "both")
 
 
 def plot_bars(values: dict[str, float], path: Path, title: str, xlabel: str) -> Path:
@@ -146,3 +151,27 @@ def plot_bars(values: dict[str, float], path: Path, title: str, xlabel: str) -> 
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_machines(comparison: Comparison, path: Path) -> Path:
+    """Fastest time to target against batch size, one line per machine (in its own clock), each
+    machine's winner marked."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for i, m in enumerate(comparison.machines):
+        sizes = sorted(m.best_by_batch)
+        (line,) = ax.plot(sizes, [m.best_by_batch[b] for b in sizes], marker="o", label=f"{i + 1}: {m.label}")
+        w = m.winner
+        if w.config is not None and w.clock_seconds_to_target is not None:
+            ax.plot(
+                [w.config.batch_size],
+                [w.clock_seconds_to_target],
+                marker="*",
+                markersize=16,
+                color=line.get_color(),
+                linestyle="none",
+            )
+    ax.set_xscale("log", base=2)
+    title = "Fastest training to the target by batch size, per machine (star: its winner)"
+    return _labelled(
+        fig, ax, path, "batch size", "fastest seconds to target (each machine's clock)", title, "both", fontsize=7
+    )

@@ -36,6 +36,8 @@ def format_trial_line(t: FrozenTrial) -> str:
     reason = r.reason
     if r.baseline:
         reason = f"baseline (train's defaults): {reason}"
+    elif r.warm_start:
+        reason = f"warm start ({r.warm_start}): {reason}"
     return f"{head} | {params} | {progress} | {reason}"
 
 

@@ -3,16 +3,21 @@ results (the command line only prints them)."""
 
 from __future__ import annotations
 
+import math
 import signal
+from typing import Any
 
+from lenet.clock import StepClock
 from search.clock.agreement import agreement_lines
+from search.clock.reprice import Priced
 from search.records.export import ExportDocument
 from search.records.study import StudyRecord
 from search.records.trial import TrialRecord
 from search.retrain.training import TrainingReport
 from search.run.optimize import OptimizeResult
 from search.run.prepare import Prepared
-from search.study.catalog import StudyRow, StudyView
+from search.study.catalog import RepriceView, StudyRow, StudyView
+from search.study.machines import Comparison
 from search.views.confirmation import confirmation_lines, median_text, range_text
 from search.views.progress import format_params
 
@@ -42,12 +47,19 @@ def clock_lines(record: StudyRecord | None) -> list[str]:
     clock = record.step_clock()
     if clock is None:
         return [f"clock: {record.clock} (seconds read off the wall clock)"]
+    return clock_lines_of(clock)
+
+
+def clock_lines_of(clock: StepClock) -> list[str]:
+    """A step clock's costs."""
     costs = ", ".join(
         f"{k}: {c.full * 1000:.2f}" + (f"/{c.partial * 1000:.2f}" if c.partial else "") for k, c in clock.costs.items()
     )
+    side = f" x {clock.processes} processes side by side" if clock.processes > 1 else ""
+    evaluation = f"; an evaluation {clock.evaluation * 1000:.0f} ms" if clock.evaluation else ""
     return [
-        f"clock: calibrated on {clock.device} with {clock.threads} threads, {clock.rounds} rounds; "
-        f"ms per step (full/partial batch) by batch size: {costs}"
+        f"clock: calibrated on {clock.device} with {clock.threads} threads{side}, {clock.rounds} rounds; "
+        f"ms per step (full/partial batch) by batch size: {costs}{evaluation}"
     ]
 
 
@@ -220,3 +232,85 @@ def _comparison(report: TrainingReport) -> list[str]:
         change = 100 * (m.measured_seconds_to_target / measured - 1)
         return [f"  the exported trial reported {measured:.1f} s ({change:+.0f} % here)"]
     return []
+
+
+# -- clocks and repricing -----------------------------------------------------------------------
+
+
+def clock_name(clock: StepClock | None) -> str:
+    """Which machine and setting a step clock was measured on, in a few words."""
+    if clock is None:
+        return "the wall clock"
+    name = clock.hardware.get("name") or clock.device
+    threads = f", {clock.threads} thread(s)" if clock.threads else ""
+    side = f" x {clock.processes} processes side by side" if clock.processes > 1 else ""
+    return f"{clock.device} ({name}){threads}{side}"
+
+
+def seconds_text(priced: Priced) -> str:
+    if math.isinf(priced.seconds):
+        return "never"
+    return f"{priced.seconds:.1f}" if priced.exact else f">{priced.seconds:.1f}"
+
+
+def reprice_table(view: RepriceView, top: int) -> list[str]:
+    """`studies reprice`: the study's schedules by what they cost in the other clock."""
+    lines = [
+        f"study {view.name!r} (its clock: {clock_name(view.own)}) priced in the clock of {view.source} "
+        f"({clock_name(view.other)}): seconds to target, exact, or '>' a lower bound (stopped by its own "
+        "study's pruner), or never (out of budget)",
+        f"{'rank':>4} {'trial':>5}{'here':>9}{'there':>9}  parameters | its outcome",
+    ]
+    for rank, p in enumerate(view.priced[:top], start=1):
+        own = "-" if p.own_seconds is None else f"{p.own_seconds:.1f}"
+        lines.append(f"{rank:>4} {p.number:>5}{own:>9}{seconds_text(p):>9}  {format_params(p.params)} | {p.outcome}")
+    best = [p.number for p in view.priced if p.reached][:3]
+    if best:
+        lines.append(f"to try there first: trial{'s' if len(best) > 1 else ''} {', '.join(map(str, best))}")
+    return lines
+
+
+def reprice_json(view: RepriceView) -> dict[str, Any]:
+    return {
+        "study": view.name,
+        "clock": view.other.to_dict(),
+        "schedules": [
+            {
+                "trial": p.number,
+                "params": p.params,
+                "config": p.config.to_dict(),
+                "outcome": p.outcome,
+                "seconds_here": p.own_seconds,
+                "seconds_there": None if math.isinf(p.seconds) else p.seconds,
+                "exact": p.exact,
+                "trained": view.trained[p.number].to_dict(),  # enough to price it again (optimize --warm-start)
+            }
+            for p in view.priced
+        ],
+    }
+
+
+def compare_table(comparison: Comparison) -> list[str]:
+    """`lenet-search compare`: each machine's winner, and each winner priced in every clock."""
+    ms = comparison.machines
+    lines = [f"machine {i + 1}: {m.label}, clock {clock_name(m.clock)}" for i, m in enumerate(ms)]
+    head = "".join(f"{'on ' + str(j + 1):>10}" for j in range(len(ms)))
+    lines.append(f"{'winner of':<12}{'trial':>6}  {'schedule':<44}{head}   (seconds to target, each machine's clock)")
+    for i, (m, row) in enumerate(zip(ms, comparison.priced)):
+        cfg = m.winner.config
+        schedule = (
+            f"bs {cfg.batch_size}, lr {cfg.lr:.3g}, StepLR {cfg.step_size} x {cfg.gamma:.2g}, mom {cfg.momentum:.2g}"
+        )
+        cells = "".join(f"{'-' if p is None else seconds_text(p):>10}" for p in row)
+        median = f"; confirmed median here {m.confirmed_median:.1f} s" if m.confirmed_median is not None else ""
+        lines.append(f"{'machine ' + str(i + 1):<12}{m.winner.number:>6}  {schedule:<44}{cells}{median}")
+    for j in range(len(ms)):
+        fastest = min(
+            (row[j] for row in comparison.priced if row[j] is not None and row[j].reached),
+            key=lambda p: p.seconds,
+            default=None,
+        )
+        if fastest is not None:
+            owner = next(i for i, row in enumerate(comparison.priced) if row[j] is fastest)
+            lines.append(f"fastest on machine {j + 1}: machine {owner + 1}'s winner, {fastest.seconds:.1f} s")
+    return lines
