@@ -47,6 +47,8 @@ class RemoteRun:
 class RunPool:
     """Helper processes at `placements`, loading the data from `data_path`."""
 
+    trains_ahead = True  # a helper trains a started run's evaluations before they are asked for
+
     def __init__(self, placements: Sequence[Placement], data_path: str | None, val_size: int) -> None:
         ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
         self._pipes: list[Connection] = []

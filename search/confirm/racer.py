@@ -82,7 +82,9 @@ class Run(Protocol):
 
 
 class Runs(Protocol):
-    """Where the racer's runs train."""
+    """Where the racer's runs train; `trains_ahead` when a run started trains before it is read."""
+
+    trains_ahead: bool
 
     def run(self, key: Key, config: TrainConfig) -> Run: ...
 
@@ -91,6 +93,8 @@ class Runs(Protocol):
 
 class LocalRuns:
     """The runs in this process, one at a time, with `threads` torch threads."""
+
+    trains_ahead = False  # a run trains only as it is read: starting one early gains nothing
 
     def __init__(self, data: DeviceData, threads: int | None) -> None:
         self.data, self.threads = data, threads
@@ -243,6 +247,8 @@ class _Racer:
 
     def _start_ahead(self, trial: int) -> None:
         """Start `trial`'s runs that the race may need, so that runs in helpers train ahead."""
+        if not self.runs.trains_ahead:
+            return
         for seed in self.race.seeds:
             done = self.race.run_of(trial, seed)
             if (done is None or not done.exact) and (trial, seed) not in self.suspended:

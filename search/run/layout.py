@@ -77,7 +77,10 @@ def layout_for(
             choice = choose_lanes(data, r.data, batch_sizes, augments, cores)
             lanes, clock, chosen = choice.lanes, choice.clock, choice.note
     check_fits(clock, space, len(data.train_x), r.clock_from)
-    threads = lane_threads(data.device, lanes)
+    # A clock given, measured as these lanes train, trains them with its threads, so that it prices them.
+    measured_so = given is not None and data.device.type == "cpu" and clock.processes == lanes and clock.threads
+    threads = min(clock.threads, lane_threads(data.device, lanes) or 1) if measured_so else None
+    threads = threads or lane_threads(data.device, lanes)
     return Layout(lanes, threads, r.jobs or lanes, kind, clock.to_dict(), tuple(notes), chosen)
 
 
