@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import os
 import signal
 import time
 from types import FrameType
@@ -43,13 +44,58 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
+def _storage_code() -> tuple[str, ...]:
+    """The folders of the code that talks to the database: a signal is not raised inside it."""
+    import sqlite3
+
+    import optuna.storages
+    import sqlalchemy
+
+    modules = [sqlalchemy, sqlite3, optuna.storages]
+    try:
+        import psycopg
+
+        modules.append(psycopg)
+    except ImportError:  # PostgreSQL's driver is an optional extra
+        pass
+    return tuple(os.path.dirname(m.__file__) + os.sep for m in modules if m.__file__)
+
+
+_STORAGE_CODE = _storage_code()
+_RETRY_SECONDS = 0.02  # how soon a signal that arrived inside a storage call is tried again
+_pending_signum: int | None = None
+
+
+def _in_storage_call(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_STORAGE_CODE):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    """Raise Interrupted where the signal lands, except inside a storage call: raised there it
+    breaks the commit (StorageInternalError) or is swallowed by a garbage-collector callback
+    in SQLAlchemy (the run goes on), so it waits for the call to return (tried again by SIGALRM)."""
+    global _pending_signum
+    if _in_storage_call(frame):
+        _pending_signum = signum
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
+        return
+    _pending_signum = None
     raise Interrupted(signum)
+
+
+def _retry_pending(signum: int, frame: FrameType | None) -> None:
+    if _pending_signum is not None:
+        _raise_interrupted(_pending_signum, frame)
 
 
 def install_signal_handlers() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_interrupted)
+    signal.signal(signal.SIGALRM, _retry_pending)
 
 
 def run_worker(spec: WorkerSpec, worker_index: int = 0) -> None:
