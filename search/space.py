@@ -118,6 +118,11 @@ class SearchSpace:
             SPACE_PARAMS: {k: param_to_dict(p) for k, p in sorted(self.params.items())},
         }
 
+    def holds(self, config: TrainConfig) -> bool:
+        """Whether this space trains `config`'s schedule as it is: each parameter's value is one
+        it can take (a fixed one, its value)."""
+        return all(contains(param, getattr(config, name)) for name, param in self.params.items())
+
     def baseline_params(self, config: TrainConfig) -> dict[str, Any]:
         """`config`'s values of the sampled parameters, for the baseline trial (Ray Tune's
         points_to_evaluate). A value outside this space is left out, so the sampler draws it."""

@@ -22,7 +22,8 @@ def clock(**request: Any) -> None:
       lenet-search clock --data ../shared/data/cifar10-images.tar.gz --threads 1 --out studies/clock-1thread.json
     """
     from search.clock.calibration import measure_to_file
-    from search.views.text import clock_lines_of, clock_name
+    from search.views.names import clock_name
+    from search.views.text import clock_lines_of
 
     measured = measure_to_file(ClockRequest(**request))
     click.echo(f"step clock of {clock_name(measured)} written to {request['out']}")

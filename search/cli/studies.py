@@ -23,10 +23,14 @@ def dashboard(storage_url: str, host: str, port: int) -> None:
     Example:
       lenet-search dashboard --storage sqlite:///studies/lenet.db --port 8080
     """
+    from search.study.storage import shown_url
     from search.views.dashboard import serve
 
     def ready() -> None:
-        click.echo(f"optuna-dashboard for {storage_url} at http://{host}:{port}/dashboard (Ctrl-C to stop)", err=True)
+        click.echo(
+            f"optuna-dashboard for {shown_url(storage_url)} at http://{host}:{port}/dashboard (Ctrl-C to stop)",
+            err=True,
+        )
 
     serve(storage_url, host, port, on_ready=ready)
 
@@ -73,10 +77,11 @@ def studies(ctx: click.Context, storage_url: str) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from search.study.catalog import list_studies
+    from search.study.storage import shown_url
     from search.views.text import studies_table
 
     rows = list_studies(storage_url)
-    click.echo("\n".join(studies_table(rows)) if rows else f"no studies in {storage_url}")
+    click.echo("\n".join(studies_table(rows)) if rows else f"no studies in {shown_url(storage_url)}")
 
 
 @studies.command("show")
@@ -125,10 +130,10 @@ def studies_reprice(
     import json
 
     from search.study.catalog import reprice_study
-    from search.views.text import reprice_json, reprice_table
+    from search.views.text import reprice_table
 
     view = reprice_study(storage_url or ctx.obj["storage_url"], name, clock)
-    click.echo(json.dumps(reprice_json(view), indent=2) if as_json else "\n".join(reprice_table(view, top)))
+    click.echo(json.dumps(view.to_dict(), indent=2) if as_json else "\n".join(reprice_table(view, top)))
 
 
 @studies.command("delete")

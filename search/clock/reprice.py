@@ -11,16 +11,32 @@ leader; elsewhere its time is only known to be more than the steps it trained, p
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from optuna.trial import FrozenTrial
 
 from lenet.clock import StepClock
 from lenet.config import TrainConfig
 from lenet.curve import EvalRecord
 from search.clock.pricing import clock_seconds, time_to_target
 from search.errors import ClockError
-from search.records.keys import POINT_CLOCK_SECONDS
+from search.records.keys import (
+    POINT_CLOCK_SECONDS,
+    REPRICED_CLOCK,
+    REPRICED_CONFIG,
+    REPRICED_EXACT,
+    REPRICED_OUTCOME,
+    REPRICED_PARAMS,
+    REPRICED_SCHEDULES,
+    REPRICED_SECONDS_HERE,
+    REPRICED_SECONDS_THERE,
+    REPRICED_STUDY,
+    REPRICED_TRAIN_SIZE,
+    REPRICED_TRAINED,
+    REPRICED_TRIAL,
+)
 from search.records.trial import CurvePoint, TrialRecord
 
 NEVER = ("budget", "diverged")  # outcomes that no clock changes
@@ -88,11 +104,12 @@ def history_of(curve: Sequence[CurvePoint]) -> list[EvalRecord]:
     return [EvalRecord(**{k: v for k, v in p.items() if k != POINT_CLOCK_SECONDS}) for p in curve]
 
 
-def price(trained: Trained, clock: StepClock) -> Priced:
-    """`trained`'s schedule priced by `clock`."""
+def price(trained: Trained, clock: StepClock, target: float | None = None) -> Priced:
+    """`trained`'s schedule priced by `clock`, to its own target or to `target` (another study's:
+    a trial that stopped at its own lower target is only a lower bound for a higher one)."""
     record = trained
     history = history_of(record.curve)
-    reached = time_to_target(history, record.target, record.config, clock)
+    reached = time_to_target(history, record.target if target is None else target, record.config, clock)
     if reached is not None:
         seconds, exact = reached.clock_seconds, True
     elif record.outcome in NEVER:
@@ -102,19 +119,53 @@ def price(trained: Trained, clock: StepClock) -> Priced:
     return Priced(record.number, record.params, record.config, record.outcome, record.own_seconds, seconds, exact)
 
 
-def reprice(records: Sequence[Trained], clock: StepClock, train_size: int) -> list[Priced]:
-    """Every trained trial of a study priced by `clock`, best first; a clock that cannot price them
-    is refused."""
+def reprice(records: Sequence[Trained], clock: StepClock, train_size: int, target: float | None = None) -> list[Priced]:
+    """Every trained trial of a study priced by `clock` (to `target`, else each to its own), best
+    first; a clock that cannot price them is refused (naming no option: callers `blame` theirs)."""
     if clock.train_size != train_size:
         raise ClockError(
             f"the step clock was measured for {clock.train_size} training images, the study's trials trained on "
-            f"{train_size}: its prices do not fit their steps",
-            subject="clock",
+            f"{train_size}: its prices do not fit their steps"
         )
     trained = list(records)
     missing = sorted(set(clock.covers({r.config.batch_size for r in trained}, {r.config.augment for r in trained})))
     if missing:
-        raise ClockError(
-            f"the step clock has no cost for {', '.join(missing)}, which the study's trials used", subject="clock"
-        )
-    return sorted((price(r, clock) for r in trained), key=Priced.sort_key)
+        raise ClockError(f"the step clock has no cost for {', '.join(missing)}, which the study's trials used")
+    return sorted((price(r, clock, target) for r in trained), key=Priced.sort_key)
+
+
+def trained_of(trials: Iterable[FrozenTrial]) -> list[Trained]:
+    """What pricing needs of each of a study's trials that trained."""
+    return [t for t in (Trained.of(TrialRecord.of(trial)) for trial in trials) if t is not None]
+
+
+def reprice_document(
+    study: str, train_size: int, clock: StepClock, priced: Sequence[Priced], trained: Mapping[int, Trained]
+) -> dict[str, Any]:
+    """`studies reprice --json`: the schedules as priced, each with what prices it again."""
+    return {
+        REPRICED_STUDY: study,
+        REPRICED_TRAIN_SIZE: train_size,
+        REPRICED_CLOCK: clock.to_dict(),
+        REPRICED_SCHEDULES: [
+            {
+                REPRICED_TRIAL: p.number,
+                REPRICED_PARAMS: p.params,
+                REPRICED_CONFIG: p.config.to_dict(),
+                REPRICED_OUTCOME: p.outcome,
+                REPRICED_SECONDS_HERE: p.own_seconds,
+                REPRICED_SECONDS_THERE: None if math.isinf(p.seconds) else p.seconds,
+                REPRICED_EXACT: p.exact,
+                REPRICED_TRAINED: trained[p.number].to_dict(),
+            }
+            for p in priced
+        ],
+    }
+
+
+def read_reprice_document(document: Mapping[str, Any]) -> tuple[str, int, list[Trained]]:
+    """(study, its training size, what each schedule trained) from `reprice_document`'s output;
+    KeyError, TypeError or ValueError where it is not one."""
+    schedules = document[REPRICED_SCHEDULES]
+    trained = [Trained.from_dict(s[REPRICED_TRAINED]) for s in schedules]
+    return str(document[REPRICED_STUDY]), int(document[REPRICED_TRAIN_SIZE]), trained

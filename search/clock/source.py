@@ -45,20 +45,20 @@ def clock_settings(space: SearchSpace) -> tuple[list[int], list[bool]]:
 
 def load_clock(source: str, storage: BaseStorage) -> StepClock:
     """A step clock from `study:NAME` (a study in this storage), a step-clock JSON file, or an
-    export (which carries its study's clock)."""
+    export (which carries its study's clock). Its refusals name no option: callers `blame` theirs."""
     if source.startswith(STUDY_PREFIX):
         record = stored_record(storage, source[len(STUDY_PREFIX) :])
         if record is None or record.clock_table is None:
-            raise ClockError(f"{source}: no such study with a calibrated clock in this storage", subject="clock_from")
+            raise ClockError(f"{source}: no such study with a calibrated clock in this storage")
         return StepClock.from_dict(record.clock_table)
     document = read_document(Path(source))
     table = ExportDocument.from_dict(document, source).clock if ExportDocument.is_export(document) else document
     if not isinstance(table, dict):
-        raise ClockError(f"{source} holds no step clock", subject="clock_from")
+        raise ClockError(f"{source} holds no step clock")
     try:
         return StepClock.from_dict(table)
     except InputError as exc:
-        raise ClockError(f"{source}: {exc}", subject="clock_from") from None
+        raise ClockError(f"{source}: {exc}") from None
 
 
 def check_fits(clock: StepClock, space: SearchSpace, train_size: int, source: str | None) -> None:

@@ -131,3 +131,18 @@ RUN_STARTED = "started"
 RUN_FINISHED = "finished"
 RUN_VERSIONS = "versions"
 RUN_HISTORY = "history"  # EvalRecord.to_dict() at every evaluation
+
+# -- the repriced schedules (`studies reprice --json`, read back by `optimize --warm-start`) ------
+REPRICED_STUDY = "study"
+REPRICED_TRAIN_SIZE = "train_size"  # training images the study's trials trained on (their steps' size)
+REPRICED_CLOCK = "clock"  # the other clock, that priced them (lenet.clock.StepClock.to_dict())
+REPRICED_SCHEDULES = "schedules"  # best first
+# within each schedule
+REPRICED_TRIAL = "trial"
+REPRICED_PARAMS = "params"
+REPRICED_CONFIG = "config"
+REPRICED_OUTCOME = "outcome"
+REPRICED_SECONDS_HERE = "seconds_here"  # in its own study's clock (null: not reached)
+REPRICED_SECONDS_THERE = "seconds_there"  # in the other clock (null: never reached)
+REPRICED_EXACT = "exact"  # false: seconds_there is a lower bound
+REPRICED_TRAINED = "trained"  # what prices it again (search.clock.reprice.Trained.to_dict())

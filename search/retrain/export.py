@@ -17,7 +17,7 @@ from search.records.study import study_record
 from search.records.trial import TrialRecord, TrialResult
 from search.study.opening import load_existing
 from search.study.queries import best_completed
-from search.study.storage import opened
+from search.study.storage import opened, shown_url
 
 
 def export_trial(storage_url: str, study_name: str, number: int | None, output: Path) -> ExportDocument:
@@ -71,7 +71,7 @@ def export_document(study: optuna.Study, trial: FrozenTrial, storage_url: str) -
         metrics=TrialResult.of(r),
         study=ExportedStudy(
             name=study.study_name,
-            storage=storage_url,
+            storage=shown_url(storage_url),  # the export is shared: never its password
             trial=trial.number,
             state=trial.state.name,
             target=record.target if record else None,

@@ -35,6 +35,12 @@ TrialCallback = Callable[[FrozenTrial], None]
 POLL_SECONDS = (0.01, 0.2)
 
 
+def poll_seconds(idle: int) -> float:
+    """How long an executor sleeps after `idle` polls that found nothing to do: doubling from
+    the first to the last of POLL_SECONDS (the exponent bounded: 2**1024 overflows a float)."""
+    return min(POLL_SECONDS[1], POLL_SECONDS[0] * 2 ** min(idle, 32))
+
+
 class Executor:
     """One process's share of the schedule's work."""
 
@@ -98,7 +104,7 @@ class Executor:
                 self._idle = 0
                 return True
         started = time.monotonic()
-        time.sleep(min(POLL_SECONDS[1], POLL_SECONDS[0] * 2**self._idle))
+        time.sleep(poll_seconds(self._idle))
         self._idle += 1
         self.waited += time.monotonic() - started
         return True

@@ -13,6 +13,7 @@ from optuna.storages import BaseStorage
 from lenet.clock import StepClock
 from lenet.data import DeviceData
 from lenet.device import accelerator_count, cpu_count
+from lenet.errors import blame
 from search.clock.calibration import choose_lanes, measure_clock
 from search.clock.source import check_fits, clock_settings, load_clock
 from search.errors import ClockError, RequestError, StudyError
@@ -43,7 +44,8 @@ def layout_for(
     on_clock: Hook,
 ) -> Layout:
     """The stored study's layout (checked against the request), or a new study's."""
-    given = load_clock(r.clock_from, storage) if r.clock_from else None
+    with blame("clock_from"):
+        given = load_clock(r.clock_from, storage) if r.clock_from else None
     if stored is not None:
         return _stored(r, stored, given, data.device)
     kind = r.clock or "calibrated"

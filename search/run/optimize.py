@@ -18,7 +18,7 @@ from search.records.study import waited_seconds
 from search.records.trial import TrialRecord
 from search.run.prepare import Hook, Prepared, prepare
 from search.run.spec import OptimizeRequest, TrialNote, worker_placements
-from search.run.workers import Interrupted, TrialCallback, quiet_optuna, run_trials, run_workers
+from search.run.workers import Interrupted, TrialCallback, quiet_optuna, run_trials, run_workers, signal_handlers
 from search.study.queries import best_completed, count_states, finished_count
 from search.study.storage import close_storage
 
@@ -75,19 +75,20 @@ def _run(
     started, waited_before = time.monotonic(), waited_seconds(study)
     interrupted, codes, race, confirm_started = None, (), None, None
     try:
-        if spec.jobs == 1:
-            run_trials(spec, spec.placements[0], study, on_trial)
-        else:
-            # The workers load their own copies; this process only watches.
-            release(spec.device)
-            policy_for(spec.device).release_memory()
-            codes = tuple(run_workers(spec, study, on_trial))
-            stopped = [c for c in codes if c in INTERRUPT_CODES]
-            interrupted = stopped[0] if stopped else None
-        finished, _ = finished_count(study)
-        if interrupted is None and not any(codes) and finished >= spec.request.n_trials:
-            confirm_started = time.monotonic()
-            race = _confirm(prepared, on_confirm)
+        with signal_handlers():  # trials and confirmation: a signal ends them with a reason
+            if spec.jobs == 1:
+                run_trials(spec, spec.placements[0], study, on_trial)
+            else:
+                # The workers load their own copies; this process only watches.
+                release(spec.device)
+                policy_for(spec.device).release_memory()
+                codes = tuple(run_workers(spec, study, on_trial))
+                stopped = [c for c in codes if c in INTERRUPT_CODES]
+                interrupted = stopped[0] if stopped else None
+            finished, _ = finished_count(study)
+            if interrupted is None and not any(codes) and finished >= spec.request.n_trials:
+                confirm_started = time.monotonic()
+                race = _confirm(prepared, on_confirm)
     except Interrupted as exc:
         interrupted = exc.exit_code
     except KeyboardInterrupt:

@@ -92,6 +92,7 @@ def _open(
     stored = stored_record(storage, r.study_name)
     layout = layout_for(r, stored, setting.space, setting.data, storage, on_clock)
     value, source, explicit = _resolve_target(setting, layout.threads, stored, on_calibrate)
+    baseline = setting.space.baseline_params(TrainConfig()) if r.baseline else None
     wanted = StudyRecord(
         target=value,
         target_source=source,
@@ -101,8 +102,8 @@ def _open(
         data_checksum=setting.data.checksum,
         seed=r.seed,
         created=now_text(),
-        baseline=setting.space.baseline_params(TrainConfig()) if r.baseline else None,
-        warm_start=_warm_start(r, stored, layout, setting.space, storage),
+        baseline=baseline,
+        warm_start=_warm_start(r, stored, layout, setting.space, storage, value, baseline),
         hardware=hardware(setting.device),
         jobs=layout.jobs,
         lanes=layout.lanes,
@@ -133,7 +134,13 @@ def _open(
 
 
 def _warm_start(
-    r: OptimizeRequest, stored: StudyRecord | None, layout: Layout, space: SearchSpace, storage: RDBStorage
+    r: OptimizeRequest,
+    stored: StudyRecord | None,
+    layout: Layout,
+    space: SearchSpace,
+    storage: RDBStorage,
+    target: float,
+    baseline: dict[str, Any] | None,
 ) -> list[dict[str, Any]] | None:
     """A new study's warm start, from the other study's schedules priced in its clock."""
     if r.warm_start is None or stored is not None:
@@ -144,7 +151,7 @@ def _warm_start(
             subject="warm_start",
         )
     with blame("warm_start"):
-        return warm_schedules(r.warm_start, storage, StepClock.from_dict(layout.clock_table), space)
+        return warm_schedules(r.warm_start, storage, StepClock.from_dict(layout.clock_table), space, target, baseline)
 
 
 def _resolve_target(

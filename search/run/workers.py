@@ -13,7 +13,10 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import optuna
@@ -63,7 +66,9 @@ def _storage_code() -> tuple[str, ...]:
 
 _STORAGE_CODE = _storage_code()
 _RETRY_SECONDS = 0.02  # how soon a signal that arrived inside a storage call is tried again
+_DEFER_SECONDS = 5.0  # a storage call that hangs longer (a lost server) is interrupted anyway
 _pending_signum: int | None = None
+_pending_since = 0.0
 
 
 def _in_storage_call(frame: FrameType | None) -> bool:
@@ -78,8 +83,10 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     """Raise Interrupted where the signal lands, except inside a storage call: raised there it
     breaks the commit (StorageInternalError) or is swallowed by a garbage-collector callback
     in SQLAlchemy (the run goes on), so it waits for the call to return (tried again by SIGALRM)."""
-    global _pending_signum
-    if _in_storage_call(frame):
+    global _pending_signum, _pending_since
+    if _pending_signum is None:
+        _pending_since = time.monotonic()
+    if _in_storage_call(frame) and time.monotonic() - _pending_since < _DEFER_SECONDS:
         _pending_signum = signum
         signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
         return
@@ -92,10 +99,27 @@ def _retry_pending(signum: int, frame: FrameType | None) -> None:
         _raise_interrupted(_pending_signum, frame)
 
 
-def install_signal_handlers() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _raise_interrupted)
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+
+
+@contextmanager
+def signal_handlers() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Interrupted (SIGALRM retries one that came inside a storage
+    call) while the block runs; the handlers before it are restored after."""
+    global _pending_signum
+    saved = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
     signal.signal(signal.SIGALRM, _retry_pending)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        pending, _pending_signum = _pending_signum, None
+        if pending is not None and sys.exc_info()[0] is None:
+            raise Interrupted(pending)  # it came inside the block's last storage call: not lost
 
 
 def run_worker(spec: WorkerSpec, worker_index: int = 0) -> None:
@@ -124,7 +148,6 @@ def run_trials(
     """Execute the study's schedule in this process, at `placement`, until it has
     `spec.request.n_trials` finished trials; returns the seconds it waited for other lanes."""
     quiet_optuna()
-    install_signal_handlers()
     record = study_record(study)
     assert record is not None
     executor = Executor(spec, placement, study, record, math.ceil(record.lanes / spec.jobs), on_trial)
@@ -137,7 +160,8 @@ def run_trials(
 
 def _worker_main(spec: WorkerSpec, worker_index: int) -> None:
     try:
-        run_worker(spec, worker_index)
+        with signal_handlers():
+            run_worker(spec, worker_index)
     except Interrupted as exc:
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
@@ -157,7 +181,6 @@ def run_workers(
     workers = [ctx.Process(target=_worker_main, args=(spec, i), name=f"lenet-worker-{i}") for i in range(spec.jobs)]
     for w in workers:
         w.start()
-    install_signal_handlers()
     seen = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
     try:
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
@@ -11,7 +12,7 @@ from optuna.storages import BaseStorage
 from lenet.clock import StepClock
 from lenet.errors import blame
 from search.clock.agreement import ClockAgreement, clock_agreement
-from search.clock.reprice import Priced, Trained, reprice
+from search.clock.reprice import Priced, Trained, reprice, reprice_document, trained_of
 from search.clock.source import load_clock
 from search.confirm.race import Confirmation, confirmation_of
 from search.records.study import StudyRecord, study_record
@@ -70,8 +71,13 @@ class RepriceView:
     own: StepClock | None  # the study's clock (None: it read the wall clock)
     other: StepClock
     source: str  # where the other clock came from
+    train_size: int  # training images the study's trials trained on
     priced: list[Priced]  # best first
     trained: dict[int, Trained]  # what each was priced from, by trial number
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `studies reprice --json` document, which `optimize --warm-start` reads back."""
+        return reprice_document(self.name, self.train_size, self.other, self.priced, self.trained)
 
 
 def reprice_study(storage_url: str, name: str, clock_source: str) -> RepriceView:
@@ -82,11 +88,11 @@ def reprice_study(storage_url: str, name: str, clock_source: str) -> RepriceView
             other = load_clock(clock_source, storage)
         record = study_record(study)
         own = record.step_clock() if record else None
-        records = [t for t in (Trained.of(TrialRecord.of(t)) for t in study.get_trials(deepcopy=False)) if t]
+        records = trained_of(study.get_trials(deepcopy=False))
         train_size = own.train_size if own is not None else other.train_size
         with blame("clock"):
             priced = reprice(records, other, train_size)
-        return RepriceView(name, own, other, clock_source, priced, {t.number: t for t in records})
+        return RepriceView(name, own, other, clock_source, train_size, priced, {t.number: t for t in records})
 
 
 def count_trials(storage_url: str, name: str) -> int:

@@ -18,20 +18,20 @@ import optuna
 
 from lenet.clock import StepClock
 from search.clock.reprice import Priced, Trained, price
-from search.confirm.race import confirmation_of
+from search.confirm.race import Confirmation, confirmation_of
 from search.errors import StudyError
 from search.records.study import study_record
 from search.records.trial import TrialRecord
 from search.study.opening import load_existing
 from search.study.queries import best_completed
-from search.study.storage import opened
+from search.study.storage import opened, shown_url
 
 
 @dataclass(frozen=True)
 class Machine:
     """One study, as the comparison sees it."""
 
-    label: str  # STORAGE:NAME as given
+    label: str  # STORAGE:NAME as given, its password masked
     name: str
     clock: StepClock
     winner: TrialRecord  # the confirmed winner, else the search's best
@@ -63,8 +63,8 @@ def compare(targets: Sequence[str]) -> Comparison:
 
 def _machine(target: str) -> Machine:
     storage_url, _, name = target.rpartition(":")
-    if not storage_url or not name:
-        raise StudyError(f"{target!r} is not STORAGE:NAME (e.g. sqlite:///studies/lenet.db:lenet5-cifar10)")
+    if not storage_url or not name or "/" in name or "@" in name:
+        raise StudyError(f"{shown_url(target)!r} is not STORAGE:NAME (e.g. sqlite:///studies/lenet.db:lenet5-cifar10)")
     with opened(storage_url) as storage:
         study = load_existing(storage, name)
         record = study_record(study)
@@ -72,8 +72,8 @@ def _machine(target: str) -> Machine:
         if clock is None:
             raise StudyError(f"study {name!r} read the wall clock: it has no step clock to price others in")
         trials = study.get_trials(deepcopy=False)
-        winner = _winner(study, trials)
         race = confirmation_of(study)
+        winner = _winner(study, race, trials)
         median = race.median(race.incumbent) if race and race.done and race.incumbent == winner.number else None
     best: dict[int, float] = {}
     for t in trials:
@@ -81,11 +81,17 @@ def _machine(target: str) -> Machine:
         if r.config is not None and r.clock_seconds_to_target is not None:
             b = r.config.batch_size
             best[b] = min(best.get(b, math.inf), r.clock_seconds_to_target)
-    return Machine(target, name, clock, winner, median if median is None or math.isfinite(median) else None, best)
+    return Machine(
+        f"{shown_url(storage_url)}:{name}",
+        name,
+        clock,
+        winner,
+        median if median is None or math.isfinite(median) else None,
+        best,
+    )
 
 
-def _winner(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> TrialRecord:
-    race = confirmation_of(study)
+def _winner(study: optuna.Study, race: Confirmation | None, trials: list[optuna.trial.FrozenTrial]) -> TrialRecord:
     if race is not None and race.done and race.incumbent is not None:
         return TrialRecord.of(next(t for t in trials if t.number == race.incumbent))
     best = best_completed(trials)

@@ -4,6 +4,7 @@ workers' trials; SQLite set up for several local writers."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import warnings
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.engine
 import sqlalchemy.exc
 from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat
@@ -24,6 +26,18 @@ DEFAULT_STORAGE = "sqlite:///studies/lenet.db"
 # The environment may shorten both (tests that kill workers), never below Optuna's 1 s.
 HEARTBEAT_SECONDS = max(1, int(os.environ.get("LENET_HEARTBEAT_SECONDS", "10")))
 GRACE_SECONDS = max(2 * HEARTBEAT_SECONDS, int(os.environ.get("LENET_GRACE_SECONDS", "30")))
+
+
+def shown_url(url: str) -> str:
+    """`url` as it may be printed, logged or written: its password, if any, masked."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # unparsed (a bad port: ValueError), it may hold user:password@
+        return _USERINFO_PASSWORD.sub(r"//\1:***@", url)
+    return url if parsed.password is None else parsed.render_as_string(hide_password=True)
+
+
+_USERINFO_PASSWORD = re.compile(r"//([^:/@]*):[^@/]*@")
 
 
 def make_storage(url: str) -> RDBStorage:
@@ -42,7 +56,7 @@ def make_storage(url: str) -> RDBStorage:
         engine_kwargs["connect_args"] = {"timeout": 60}
     elif "://" not in url:
         raise StorageError(
-            f"storage {url!r} is not a database URL (e.g. sqlite:///studies/lenet.db, postgresql://host/db)"
+            f"storage {shown_url(url)!r} is not a database URL (e.g. sqlite:///studies/lenet.db, postgresql://host/db)"
         )
     try:
         with warnings.catch_warnings():
@@ -53,12 +67,20 @@ def make_storage(url: str) -> RDBStorage:
                 heartbeat_interval=HEARTBEAT_SECONDS,
                 grace_period=GRACE_SECONDS,
             )
-    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as exc:
-        raise StorageError(f"storage URL {url!r} cannot be parsed: {str(exc).splitlines()[0]}") from exc
+    except (
+        sqlalchemy.exc.ArgumentError,
+        sqlalchemy.exc.NoSuchModuleError,
+        ValueError,
+    ) as exc:  # ValueError: a bad port
+        why = str(exc).splitlines()[0].replace(url, shown_url(url))
+        raise StorageError(f"storage URL {shown_url(url)!r} cannot be parsed: {why}") from None  # it quotes the URL
     except sqlalchemy.exc.OperationalError as exc:
-        raise StorageError(f"storage {url!r} cannot be reached: {str(exc.orig).strip().splitlines()[0]}") from exc
+        why = str(exc.orig).strip().splitlines()[0]
+        raise StorageError(f"storage {shown_url(url)!r} cannot be reached: {why}") from exc
     except ImportError as exc:
-        raise StorageError(f"storage {url!r} needs a database driver that is not installed: {exc.name}") from exc
+        raise StorageError(
+            f"storage {shown_url(url)!r} needs a database driver that is not installed: {exc.name}"
+        ) from exc
 
 
 def stale_trial_ids(study: optuna.Study) -> list[int]:

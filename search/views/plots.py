@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from search.records.keys import (  # noqa: E402
 )
 from search.records.trial import CurvePoint, TrialRecord  # noqa: E402
 from search.study.machines import Comparison  # noqa: E402
+from search.views.names import clock_name  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -154,24 +156,45 @@ def plot_bars(values: dict[str, float], path: Path, title: str, xlabel: str) -> 
 
 
 def plot_machines(comparison: Comparison, path: Path) -> Path:
-    """Fastest time to target against batch size, one line per machine (in its own clock), each
-    machine's winner marked."""
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    for i, m in enumerate(comparison.machines):
+    """Left: the fastest time to target against batch size, one line per machine (in its own
+    clock), each machine's winner starred. Right: each winner priced in every machine's clock
+    (hatched: a lower bound), its confirmed median on its own machine as a bar's dot."""
+    ms = comparison.machines
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1, 1.2]})
+    colors = [f"C{i}" for i in range(len(ms))]
+    for i, m in enumerate(ms):
         sizes = sorted(m.best_by_batch)
-        (line,) = ax.plot(sizes, [m.best_by_batch[b] for b in sizes], marker="o", label=f"{i + 1}: {m.label}")
+        left.plot(
+            sizes,
+            [m.best_by_batch[b] for b in sizes],
+            marker="o",
+            color=colors[i],
+            label=f"{i + 1}: {m.name}, {clock_name(m.clock)}",
+        )
         w = m.winner
         if w.config is not None and w.clock_seconds_to_target is not None:
-            ax.plot(
-                [w.config.batch_size],
-                [w.clock_seconds_to_target],
-                marker="*",
-                markersize=16,
-                color=line.get_color(),
-                linestyle="none",
-            )
-    ax.set_xscale("log", base=2)
-    title = "Fastest training to the target by batch size, per machine (star: its winner)"
-    return _labelled(
-        fig, ax, path, "batch size", "fastest seconds to target (each machine's clock)", title, "both", fontsize=7
-    )
+            left.plot([w.config.batch_size], [w.clock_seconds_to_target], marker="*", markersize=16, color=colors[i])
+    left.set_xscale("log", base=2)
+    left.set_xlabel("batch size")
+    left.set_ylabel("fastest seconds to target (each machine's clock)")
+    left.set_title("Fastest to the target by batch size (star: winner)")
+    left.grid(alpha=0.3, which="both")
+    left.legend(fontsize=7)
+    width = 0.8 / len(ms)
+    for i, (m, row) in enumerate(zip(ms, comparison.priced)):
+        for j, p in enumerate(row):
+            if p is None or math.isinf(p.seconds):
+                continue
+            x = j + (i - (len(ms) - 1) / 2) * width
+            bar = right.bar(x, p.seconds, width, color=colors[i], hatch=None if p.exact else "//", alpha=0.85)
+            if i == j and m.confirmed_median is not None:
+                right.plot([x], [m.confirmed_median], marker="o", color="black", markersize=4)
+            if j == 0:
+                bar.set_label(f"winner of {i + 1}: trial {m.winner.number}")
+    right.set_xticks(range(len(ms)), [f"{j + 1}: {clock_name(m.clock)}" for j, m in enumerate(ms)], fontsize=7)
+    plt.setp(right.get_xticklabels(), rotation=12, ha="right")
+    right.set_ylabel("seconds to target in that machine's clock")
+    right.set_title("Each winner priced on every machine (dot: confirmed median)")
+    right.grid(alpha=0.3, axis="y")
+    right.legend(fontsize=7)
+    return _save(fig, path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import signal
-from typing import Any
 
 from lenet.clock import StepClock
 from search.clock.agreement import agreement_lines
@@ -18,7 +17,9 @@ from search.run.optimize import OptimizeResult
 from search.run.prepare import Prepared
 from search.study.catalog import RepriceView, StudyRow, StudyView
 from search.study.machines import Comparison
+from search.study.storage import shown_url
 from search.views.confirmation import confirmation_lines, median_text, range_text
+from search.views.names import clock_name
 from search.views.progress import format_params
 
 
@@ -69,7 +70,8 @@ def study_header(prepared: Prepared) -> str:
     lanes = f"{layout.lanes} lane(s) in {spec.jobs} process(es){threads}"
     chosen = f"\n  {layout.choice}" if layout.choice else ""
     return (
-        f"study {r.study_name!r} in {r.storage_url}: target {spec.target:.4f} ({prepared.record.target_source}), "
+        f"study {r.study_name!r} in {shown_url(r.storage_url)}: "
+        f"target {spec.target:.4f} ({prepared.record.target_source}), "
         f"{r.n_trials} trials, {lanes} on {spec.device}, {prepared.record.clock} clock{chosen}"
     )
 
@@ -112,10 +114,10 @@ def optimize_summary(result: OptimizeResult) -> list[str]:
             share = "the search's trials had all finished before this run"
         lines.append(f"  confirmation: {result.confirm_seconds:.0f} s wall, {share}")
     lines += [
-        f"stored in {r.storage_url} as study {r.study_name!r}",
+        f"stored in {shown_url(r.storage_url)} as study {r.study_name!r}",
         "next:",
-        f"  lenet-search dashboard --storage {r.storage_url}",
-        f"  lenet-search export --study {r.study_name} --storage {r.storage_url} -o studies/best.json",
+        f"  lenet-search dashboard --storage {shown_url(r.storage_url)}",
+        f"  lenet-search export --study {r.study_name} --storage {shown_url(r.storage_url)} -o studies/best.json",
     ]
     return lines
 
@@ -127,7 +129,7 @@ def interrupted_message(result: OptimizeResult) -> str:
         f"Interrupted ({what}): the running trials stopped where they were; they are trained again from their start "
         f"when the study resumes. Resume with the same command: lenet-search optimize --trials {r.n_trials} "
         f"--study {r.study_name} "
-        f"--storage {r.storage_url}"
+        f"--storage {shown_url(r.storage_url)}"
     )
 
 
@@ -237,16 +239,6 @@ def _comparison(report: TrainingReport) -> list[str]:
 # -- clocks and repricing -----------------------------------------------------------------------
 
 
-def clock_name(clock: StepClock | None) -> str:
-    """Which machine and setting a step clock was measured on, in a few words."""
-    if clock is None:
-        return "the wall clock"
-    name = clock.hardware.get("name") or clock.device
-    threads = f", {clock.threads} thread(s)" if clock.threads else ""
-    side = f" x {clock.processes} processes side by side" if clock.processes > 1 else ""
-    return f"{clock.device} ({name}){threads}{side}"
-
-
 def seconds_text(priced: Priced) -> str:
     if math.isinf(priced.seconds):
         return "never"
@@ -268,26 +260,6 @@ def reprice_table(view: RepriceView, top: int) -> list[str]:
     if best:
         lines.append(f"to try there first: trial{'s' if len(best) > 1 else ''} {', '.join(map(str, best))}")
     return lines
-
-
-def reprice_json(view: RepriceView) -> dict[str, Any]:
-    return {
-        "study": view.name,
-        "clock": view.other.to_dict(),
-        "schedules": [
-            {
-                "trial": p.number,
-                "params": p.params,
-                "config": p.config.to_dict(),
-                "outcome": p.outcome,
-                "seconds_here": p.own_seconds,
-                "seconds_there": None if math.isinf(p.seconds) else p.seconds,
-                "exact": p.exact,
-                "trained": view.trained[p.number].to_dict(),  # enough to price it again (optimize --warm-start)
-            }
-            for p in view.priced
-        ],
-    }
 
 
 def compare_table(comparison: Comparison) -> list[str]:

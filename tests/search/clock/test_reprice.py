@@ -16,7 +16,7 @@ from lenet.clock import StepClock, StepCost
 from lenet.data import load_dataset
 from lenet.train import train
 from search.clock.pricing import time_to_target
-from search.clock.reprice import Trained, price
+from search.clock.reprice import Priced, Trained, price
 from search.records.study import study_record
 from search.records.trial import TrialRecord
 from tests.search.cli_helpers import assert_one_line_error, run_cli
@@ -119,6 +119,36 @@ def test_a_warm_start_trains_the_repriced_winners_first(finished_study, tiny, tm
     assert len(study_record(study).warm_start) == len(expected)
 
 
+def test_a_warm_start_takes_only_what_its_space_trains_priced_to_its_own_target(finished_study, tiny, tmp_path):
+    clock = StepClock.from_dict(json.loads(tiny.clock.read_text()))
+    space = tmp_path / "space64.toml"
+    space.write_text(tiny.space.read_text().replace("[batch_size]\nchoices = [32, 64]\n", "batch_size = 64\n"))
+    assert "batch_size = 64" in space.read_text()
+    priced = sorted(
+        (price(t, clock, 0.59) for t in map(Trained.of, _records(finished_study)) if t), key=Priced.sort_key
+    )
+    expected = [p for p in priced if p.reached and p.config.batch_size == 64][:3]
+    storage = f"sqlite:///{tmp_path}/warm64.db"
+    args = tiny.optimize_args(storage, "--trials", "4", "--confirm", "0", "--study", "warm64", "--space", space)
+    args[args.index("--target") + 1] = "0.59"
+    args += ["--warm-start", "study:lenet5-cifar10"]
+    # the other study lives in another storage: a study: source is read from this one
+    result = run_cli(*args)
+    assert_one_line_error(result, "lenet5-cifar10", "(--warm-start)")
+    args[args.index("--storage") + 1] = finished_study
+    result = run_cli(*args)
+    if not expected:  # none of its batch-64 trials reached 0.59: refused, naming the warm start
+        assert_one_line_error(result, "no schedule to start from", "(--warm-start)")
+        return
+    assert result.code == 0, result.err
+    study = optuna.load_study(study_name="warm64", storage=finished_study)
+    firsts = [TrialRecord.of(t) for t in study.trials[: len(expected)]]
+    assert [r.config.batch_size for r in firsts] == [64] * len(expected)
+    assert [r.params["lr"] for r in firsts] == [p.params["lr"] for p in expected]
+    assert all(f"{p.seconds:.1f} s in this study's clock" in r.warm_start for r, p in zip(firsts, expected))
+    optuna.delete_study(study_name="warm64", storage=finished_study)
+
+
 def test_the_clock_command_writes_a_clock_that_prices_a_study(tiny, tmp_path, finished_study):
     out = tmp_path / "clock.json"
     result = run_cli(
@@ -143,6 +173,10 @@ def test_compare_prices_each_winner_on_every_machine(finished_study, tiny, tmp_p
     assert result.code == 0, result.err
     assert "winner of" in result.out and "fastest on machine 2" in result.out and figure.stat().st_size > 1000
     assert_one_line_error(run_cli("compare", "nonsense"), "is not STORAGE:NAME")
+    # a URL without :NAME is refused without its password
+    result = run_cli("compare", "postgresql://lenet:hunter2@127.0.0.1:1/db")
+    assert_one_line_error(result, "is not STORAGE:NAME", "lenet:***@")
+    assert "hunter2" not in result.err
 
 
 def test_a_clock_step_cost_is_what_lanes_and_repricing_rest_on():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy.engine
 import torch
 from optuna.trial import TrialState
 
@@ -128,6 +129,9 @@ def _concurrent(tiny, storage, jobs, trials, name):
     result = run_cli(*tiny.optimize_args(storage, "--trials", str(trials), "--jobs", str(jobs), "--study", name))
     assert result.code == 0, result.err
     assert "database is locked" not in result.err
+    password = sqlalchemy.engine.make_url(storage).password
+    if password:  # the storage is named in what optimize prints, never with its password
+        assert f":{password}@" not in result.out + result.err and ":***@" in result.err + result.out
     check = make_storage(storage)
     try:
         all_trials = optuna.load_study(study_name=name, storage=check).get_trials()
