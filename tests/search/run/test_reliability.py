@@ -60,13 +60,13 @@ def _study(storage, name="lenet5-cifar10"):
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def _wait_mid_trial(storage, proc, min_finished=1, timeout=120):
+def _wait_mid_trial(storage, proc, min_finished=1, timeout=120, name="lenet5-cifar10"):
     """Block until at least `min_finished` trials finished and another one is RUNNING."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         try:
-            trials = _study(storage).get_trials(deepcopy=False)
+            trials = _study(storage, name).get_trials(deepcopy=False)
         except KeyError:  # the study is not created yet
             trials = []
         done = [t for t in trials if t.state in FINISHED]
