@@ -12,10 +12,15 @@ from search.cli.options import output_option, storage_option, study_option, sub_
 @click.command()
 @storage_option
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface)."
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless --allow-remote)."
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Port to listen on.")
-def dashboard(storage_url: str, host: str, port: int) -> None:
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Serve on an address other machines reach, although optuna-dashboard has no authentication.",
+)
+def dashboard(storage_url: str, host: str, port: int, allow_remote: bool) -> None:
     """Serve optuna-dashboard on the study storage, each study annotated with its objective,
     target and a plot of validation accuracy against training seconds for its best trials.
 
@@ -26,13 +31,15 @@ def dashboard(storage_url: str, host: str, port: int) -> None:
     from search.study.storage import shown_url
     from search.views.dashboard import serve
 
-    def ready() -> None:
+    def ready(warning: str | None) -> None:
+        if warning is not None:
+            click.echo(f"Warning: {warning}", err=True)
         click.echo(
             f"optuna-dashboard for {shown_url(storage_url)} at http://{host}:{port}/dashboard (Ctrl-C to stop)",
             err=True,
         )
 
-    serve(storage_url, host, port, on_ready=ready)
+    serve(storage_url, host, port, allow_remote, on_ready=ready)
 
 
 @click.command()

@@ -4,6 +4,7 @@ for the best trials, and a note on each trial saying how it ended."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from search.confirm.race import confirmation_of
+from search.errors import RequestError
 from search.records.study import StudyRecord, study_record
 from search.records.trial import TrialResult
 from search.study.queries import top_trials
@@ -132,14 +134,44 @@ def importance_figure(study: optuna.Study) -> go.Figure | None:
     return fig
 
 
-def serve(storage_url: str, host: str, port: int, on_ready: Callable[[], None] | None = None) -> None:
-    """Annotate every study, then serve the dashboard until interrupted."""
+def exposure_warning(host: str, allow_remote: bool) -> str | None:
+    """None where only this machine can reach `host`; else a refusal, or with `allow_remote`
+    the warning to show: optuna-dashboard has no authentication, and its API deletes studies."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: it may resolve to any interface
+        loopback = False
+    if loopback:
+        return None
+    risk = (
+        f"optuna-dashboard has no authentication: on {host} anyone who reaches the port can read, "
+        "change and delete the studies"
+    )
+    if not allow_remote:
+        raise RequestError(
+            f"{risk}; serve on 127.0.0.1 behind a proxy with authentication (docs/reliability.md), "
+            "or allow it explicitly",
+            subject="host",
+        )
+    return risk
+
+
+def serve(
+    storage_url: str,
+    host: str,
+    port: int,
+    allow_remote: bool = False,
+    on_ready: Callable[[str | None], None] | None = None,
+) -> None:
+    """Annotate every study, then serve the dashboard until interrupted; `on_ready` gets the
+    exposure warning, if any (a host other than loopback is refused unless `allow_remote`)."""
     import optuna_dashboard
 
+    warning = exposure_warning(host, allow_remote)
     with opened(storage_url) as storage:
         annotate_all(storage)
         if on_ready is not None:
-            on_ready()
+            on_ready(warning)
         optuna_dashboard.run_server(storage, host=host, port=port)
 
 

@@ -16,10 +16,19 @@ from pathlib import Path
 import optuna
 import pytest
 
+from search.errors import RequestError
 from search.records.study import study_record
 from search.study.storage import make_storage
-from search.views.dashboard import FIGURE_ID, IMPORTANCE_ID, curves_figure, importance_figure, study_note
+from search.views.dashboard import (
+    FIGURE_ID,
+    IMPORTANCE_ID,
+    curves_figure,
+    exposure_warning,
+    importance_figure,
+    study_note,
+)
 from search.views.importance import accuracy_importances
+from tests.search.cli_helpers import assert_one_line_error, run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -118,3 +127,45 @@ def test_figure_and_note_describe_the_study(finished_study):
     assert (figure is None) == (accuracy_importances(study.trials) is None)
     note = study_note(study, study_record(study))
     assert "train" in note.lower() and "0.6" in note
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_is_served_without_a_warning(host):
+    assert exposure_warning(host, allow_remote=False) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "::", "dash.example.org"])
+def test_another_address_is_refused_unless_allowed_and_then_warned(host, tmp_path):
+    with pytest.raises(RequestError):
+        exposure_warning(host, allow_remote=False)
+    assert "no authentication" in exposure_warning(host, allow_remote=True)
+    storage = tmp_path / "none.db"
+    result = run_cli("dashboard", "--host", host, "--storage", f"sqlite:///{storage}")
+    assert_one_line_error(result, "has no authentication", "(--host)")
+    assert not storage.exists()  # refused before anything was written
+
+
+def test_allowed_remote_serves_and_warns(finished_study, tmp_path):
+    port = _free_port()
+    command = [sys.executable, "-m", "search.cli", "dashboard", "--storage", finished_study, "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--host", "0.0.0.0", "--allow-remote"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    try:
+        first = proc.stderr.readline()
+        assert first.startswith("Warning: optuna-dashboard has no authentication: on 0.0.0.0"), first
+        assert "optuna-dashboard for" in proc.stderr.readline()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert _get_json(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
