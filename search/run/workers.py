@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,9 +159,25 @@ def run_trials(
     return executor.waited
 
 
-def _worker_main(spec: WorkerSpec, worker_index: int) -> None:
+PARENT_POLL_SECONDS = 1.0  # how soon a worker notices that its parent is gone
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker whose parent is gone (killed with SIGKILL) stops as if terminated: its trial is
+    marked interrupted, for the next run to take over, instead of training on beside that run."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="lenet-parent-watch", daemon=True).start()
+
+
+def _worker_main(spec: WorkerSpec, worker_index: int, parent: int) -> None:
     try:
         with signal_handlers():
+            _die_with_parent(parent)
             run_worker(spec, worker_index)
     except Interrupted as exc:
         raise SystemExit(exc.exit_code) from None
@@ -178,7 +195,10 @@ def run_workers(
     exit codes.
     """
     ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state, no shared DB connections
-    workers = [ctx.Process(target=_worker_main, args=(spec, i), name=f"lenet-worker-{i}") for i in range(spec.jobs)]
+    workers = [
+        ctx.Process(target=_worker_main, args=(spec, i, os.getpid()), name=f"lenet-worker-{i}")
+        for i in range(spec.jobs)
+    ]
     for w in workers:
         w.start()
     seen = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}

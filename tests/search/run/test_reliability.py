@@ -125,6 +125,43 @@ def test_signal_ends_the_trial_with_a_reason_and_rerun_resumes(tiny, tmp_path, s
     assert trials[victim.number].state in FINISHED and TrialRecord.of(trials[victim.number]).outcome != "interrupted"
 
 
+def _workers_of(pid: int) -> list[int]:
+    """The worker processes of an optimize process (multiprocessing's spawned children)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc")
+def test_workers_of_a_killed_parent_stop_and_mark_their_trials(tiny, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    proc = _start(tiny, storage, "--trials", "500", "--jobs", "2", "--lanes", "2")  # far more than the test waits
+    _wait_mid_trial(storage, proc)
+    workers = _workers_of(proc.pid)
+    assert len(workers) == 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(_alive, workers))  # no orphan trains on beside the next run
+    trials = _study(storage).get_trials()
+    running = [TrialRecord.of(t) for t in trials if t.state == TrialState.RUNNING]
+    assert running and all(r.outcome == "interrupted" and "SIGTERM" in r.reason for r in running)
+    finished = len([t for t in trials if t.state in FINISHED])
+    assert finished < 500
+
+    rerun = _rerun(tiny, storage, "--trials", str(finished + 2), "--jobs", "2", "--lanes", "2")
+    assert rerun.returncode == 0, rerun.stderr
+    assert len([t for t in _study(storage).get_trials() if t.state in FINISHED]) == finished + 2
+
+
 def _concurrent(tiny, storage, jobs, trials, name):
     result = run_cli(*tiny.optimize_args(storage, "--trials", str(trials), "--jobs", str(jobs), "--study", name))
     assert result.code == 0, result.err
