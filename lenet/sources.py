@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,8 +122,31 @@ def download_torchvision(cache_dir: Path) -> Path:
 # -- the python release (pickled batches) ------------------------------------------------
 
 
+# What a CIFAR-10 batch is made of (numpy arrays, in old and new numpy's module names); any other
+# global in the pickle is refused before it is called: unpickling can run arbitrary code.
+_PICKLE_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),  # how protocol 2 stores bytes
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR-10 batch never holds")
+        return super().find_class(module, name)
+
+
 def _unpickle_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
-    batch = pickle.loads(raw, encoding="bytes")
+    try:
+        batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"{where} is not a CIFAR-10 python batch: {exc}") from None
     try:
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)

@@ -115,3 +115,39 @@ def test_source_key_follows_content(tmp_path):
     assert source_key(f) != k1
     f.write_bytes(b"one")
     assert source_key(f) == k1
+
+
+class _Evil:
+    """A pickle that runs code when loaded: here it would create a file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_a_batch_that_would_run_code_is_refused_before_it_runs(tmp_path, protocol):
+    import pickle
+
+    batches = write_python_batches(tmp_path / "src", n_per_class=2, test_per_class=1)
+    marker = tmp_path / "ran"
+    (batches / "data_batch_3").write_bytes(pickle.dumps({b"data": _Evil(marker), b"labels": [0]}, protocol=protocol))
+    with pytest.raises(DataError, match=r"data_batch_3 is not a CIFAR-10 python batch: it asks for [a-z.]*open"):
+        read_source(tar_gz(batches, tmp_path / "cifar-10-python.tar.gz"))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_batches_of_any_protocol_still_load(tmp_path, protocol):
+    import pickle
+
+    import numpy as np
+
+    batches = write_python_batches(tmp_path / "src", n_per_class=2, test_per_class=1)
+    x, y = make_images(2, seed=1)
+    for i, (px, py) in enumerate(zip(np.array_split(x, 5), np.array_split(y, 5)), start=1):
+        doc = {b"batch_label": b"training batch", b"data": px.reshape(len(px), -1), b"labels": py.tolist()}
+        (batches / f"data_batch_{i}").write_bytes(pickle.dumps(doc, protocol=protocol))
+    assert torch.equal(read_source(batches).train_x, torch.from_numpy(x))
