@@ -3,6 +3,7 @@ search (target, space, hardware), with the sampler and pruner it runs with."""
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import optuna
@@ -10,6 +11,7 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 
 from search.errors import StudyError
+from search.records.keys import STUDY_TARGET
 from search.records.study import StudyRecord
 from search.sampling.scheduled import ScheduledSampler
 from search.space import BUDGET
@@ -20,6 +22,22 @@ OBJECTIVE_NAME = "training seconds to target (s, study clock)"
 
 def study_names(storage: BaseStorage) -> list[str]:
     return [s.study_name for s in storage.get_all_studies()]
+
+
+CREATION_SECONDS = 10.0  # how long a study another host is creating may go without its target
+
+
+def _record_once_created(storage: BaseStorage, name: str) -> StudyRecord | None:
+    """`stored_record`, waiting while another host is still writing the study's attributes (its
+    target comes last): None where there is no such study."""
+    deadline = time.monotonic() + CREATION_SECONDS
+    while True:
+        try:
+            return stored_record(storage, name)
+        except StudyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def stored_record(storage: BaseStorage, name: str) -> StudyRecord | None:
@@ -50,14 +68,22 @@ def open_study(
     Refuses (StudyError) another target or space, or another device type; warns about
     another thread count or data set.
     """
-    stored = stored_record(storage, name)
-    notes = [] if stored is None else _check_reopen(name, stored, wanted, explicit_target)
+    stored = _record_once_created(storage, name)
+    created = False
     if stored is None:
-        study_id = storage.create_new_study(directions=[StudyDirection.MINIMIZE], study_name=name)
-        for key, value in wanted.items().items():
-            storage.set_study_user_attr(study_id, key, value)
+        try:
+            study_id = storage.create_new_study(directions=[StudyDirection.MINIMIZE], study_name=name)
+        except optuna.exceptions.DuplicatedStudyError:  # another host created it a moment ago: join it
+            stored = _record_once_created(storage, name)
+        else:
+            created = True
+            # The target last: a study with a target is whole, so another host that sees one can join.
+            attrs = wanted.items()
+            for key in sorted(attrs, key=lambda k: k == STUDY_TARGET):
+                storage.set_study_user_attr(study_id, key, attrs[key])
+    notes = [] if created or stored is None else _check_reopen(name, stored, wanted, explicit_target)
     study = load_study(name, storage, stored or wanted, sampler=sampler, seed=seed, pruner=pruner)
-    if stored is None:
+    if created:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([OBJECTIVE_NAME])

@@ -157,7 +157,8 @@ def test_workers_of_a_killed_parent_stop_and_mark_their_trials(tiny, tmp_path):
     finished = len([t for t in trials if t.state in FINISHED])
     assert finished < 500
 
-    rerun = _rerun(tiny, storage, "--trials", str(finished + 2), "--jobs", "2", "--lanes", "2")
+    # One executor takes both over (two fresh ones may race for the same: see docs/reliability.md).
+    rerun = _rerun(tiny, storage, "--trials", str(finished + 2), "--jobs", "1", "--lanes", "2")
     assert rerun.returncode == 0, rerun.stderr
     assert len([t for t in _study(storage).get_trials() if t.state in FINISHED]) == finished + 2
 

@@ -145,3 +145,30 @@ def test_gpu_provenance_is_stored_and_another_card_is_warned_about(tmp_path):
     assert any("cudnn 91002, this run has 90100" in n for n in notes)
     with pytest.raises(StudyError, match="measured seconds on cuda"):
         _open(storage, _record(device="cpu", threads=1, hardware={"type": "cpu", "name": "x", "count": 2}))
+
+
+def test_a_host_that_loses_the_race_to_create_joins_the_study_once_it_is_whole(tmp_path, monkeypatch):
+    """Two hosts start at the same moment: the other one's create_new_study wins, and this one,
+    refused as a duplicate, waits for the other's record (its target comes last) and joins."""
+    import threading
+
+    storage = make_storage(f"sqlite:///{tmp_path}/s.db")
+    theirs = _record(seed=7)
+    real_create = storage.create_new_study
+
+    def created_by_the_other_host(directions, study_name):
+        study_id = real_create(directions=directions, study_name=study_name)
+        attrs = theirs.items()
+
+        def write():  # the other host writes its attributes, the target last, a moment later
+            for key in sorted(attrs, key=lambda k: k == "target"):
+                storage.set_study_user_attr(study_id, key, attrs[key])
+
+        timer = threading.Timer(0.5, write)
+        timer.start()
+        raise optuna.exceptions.DuplicatedStudyError(study_name)
+
+    monkeypatch.setattr(storage, "create_new_study", created_by_the_other_host)
+    study, notes = _open(storage, _record(seed=0))
+    assert study_record(study).seed == 7  # the other host's study, not a second one
+    assert notes == [] and len(optuna.get_all_study_names(storage)) == 1
