@@ -109,15 +109,10 @@ class LaneTrial:
             data_checksum=ctx.data.checksum,
             versions=library_versions(),
             baseline=ctx.baseline and sampler_fixed == "baseline",
-            warm_start=self._warm_source() if sampler_fixed == "warm start" else None,
+            warm_start=sampler.warm_sources[self.number] if sampler_fixed == "warm start" else None,
         ).write(self.trial)
         self.published = self.next_event().time
         write_placement(self.trial, event.lane, event.time, self.published)
-
-    def _warm_source(self) -> str | None:
-        sampler = self.ctx.study.sampler
-        assert isinstance(sampler, ScheduledSampler)
-        return sampler.warm_sources[self.number] if self.number < len(sampler.warm_sources) else None
 
     def take_over(self, frozen: optuna.trial.FrozenTrial) -> None:
         """Train a placed trial again from its start, as its executor did before it stopped: the
