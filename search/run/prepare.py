@@ -30,7 +30,7 @@ from search.run.spec import (
 )
 from search.run.warm import warm_schedules
 from search.space import SearchSpace, load_space
-from search.study.opening import open_study, stored_record
+from search.study.opening import CreatedMeanwhile, open_study, record_once_created
 from search.study.storage import close_storage, make_storage
 from search.target import DEFAULT_TARGET, calibrate, parse_target
 
@@ -75,7 +75,10 @@ def prepare(
     with blame("storage_url"):
         storage = make_storage(r.storage_url)
     try:
-        return _open(r, setting, storage, on_calibrate, on_clock, trial_note)
+        try:
+            return _open(r, setting, storage, on_calibrate, on_clock, trial_note)
+        except CreatedMeanwhile:  # another host made the study first: join it as stored
+            return _open(r, setting, storage, on_calibrate, on_clock, trial_note)
     except BaseException:
         close_storage(storage)
         raise
@@ -89,7 +92,7 @@ def _open(
     on_clock: Hook,
     trial_note: TrialNote | None,
 ) -> Prepared:
-    stored = stored_record(storage, r.study_name)
+    stored = record_once_created(storage, r.study_name)
     layout = layout_for(r, stored, setting.space, setting.data, storage, on_clock)
     value, source, explicit = _resolve_target(setting, layout.threads, stored, on_calibrate)
     baseline = setting.space.baseline_params(TrainConfig()) if r.baseline else None
@@ -114,6 +117,7 @@ def _open(
         r.study_name,
         storage,
         wanted,
+        stored,
         sampler=r.sampler,
         seed=r.seed,
         pruner=make_pruner(r.pruner, value, setting.space.max_epochs),

@@ -27,16 +27,22 @@ def study_names(storage: BaseStorage) -> list[str]:
 CREATION_SECONDS = 10.0  # how long a study another host is creating may go without its target
 
 
-def _record_once_created(storage: BaseStorage, name: str) -> StudyRecord | None:
-    """`stored_record`, waiting while another host is still writing the study's attributes (its
-    target comes last): None where there is no such study."""
+class CreatedMeanwhile(Exception):
+    """Another host created the study between this one's look and its own creation: start
+    again, as a reopen of the study now stored (its layout and clock are the other host's)."""
+
+
+def record_once_created(storage: BaseStorage, name: str) -> StudyRecord | None:
+    """`stored_record`, waiting while another host is still writing an empty study's attributes
+    (its target comes last): None where there is no such study."""
     deadline = time.monotonic() + CREATION_SECONDS
     while True:
         try:
             return stored_record(storage, name)
         except StudyError:
-            if time.monotonic() > deadline:
-                raise
+            study_id = storage.get_study_id_from_name(name)
+            if storage.get_n_trials(study_id) > 0 or time.monotonic() > deadline:
+                raise  # a study with trials is not being created: foreign, refused at once
             time.sleep(0.1)
 
 
@@ -56,32 +62,32 @@ def open_study(
     name: str,
     storage: BaseStorage,
     wanted: StudyRecord,
+    stored: StudyRecord | None,
     *,
     sampler: str,
     seed: int,
     pruner: optuna.pruners.BasePruner,
     explicit_target: bool,
 ) -> tuple[optuna.Study, list[str]]:
-    """Create the study with `wanted` as its record, or reopen it after checking that it is
-    the same search. Returns the study, with its sampler built once, and warnings for the user.
+    """Create the study with `wanted` as its record where `stored` (read by `record_once_created`)
+    is None, or reopen it after checking that it is the same search. Returns the study, with its
+    sampler built once, and warnings for the user.
 
     Refuses (StudyError) another target or space, or another device type; warns about
-    another thread count or data set.
+    another thread count or data set. Raises CreatedMeanwhile where another host created the
+    study after `stored` was read.
     """
-    stored = _record_once_created(storage, name)
-    created = False
-    if stored is None:
+    created = stored is None
+    if created:
         try:
             study_id = storage.create_new_study(directions=[StudyDirection.MINIMIZE], study_name=name)
-        except optuna.exceptions.DuplicatedStudyError:  # another host created it a moment ago: join it
-            stored = _record_once_created(storage, name)
-        else:
-            created = True
-            # The target last: a study with a target is whole, so another host that sees one can join.
-            attrs = wanted.items()
-            for key in sorted(attrs, key=lambda k: k == STUDY_TARGET):
-                storage.set_study_user_attr(study_id, key, attrs[key])
-    notes = [] if created or stored is None else _check_reopen(name, stored, wanted, explicit_target)
+        except optuna.exceptions.DuplicatedStudyError:
+            raise CreatedMeanwhile(name) from None
+        # The target last: a study with a target is whole, so another host that sees one can join.
+        attrs = wanted.items()
+        for key in sorted(attrs, key=lambda k: k == STUDY_TARGET):
+            storage.set_study_user_attr(study_id, key, attrs[key])
+    notes = [] if created else _check_reopen(name, stored, wanted, explicit_target)
     study = load_study(name, storage, stored or wanted, sampler=sampler, seed=seed, pruner=pruner)
     if created:
         with warnings.catch_warnings():

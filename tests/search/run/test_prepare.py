@@ -1,10 +1,20 @@
-"""Preparing a run: where each worker trains, and what is said when workers share a card."""
+"""Preparing a run: where each worker trains, what is said when workers share a card, and
+joining a study another host is creating."""
 
+import threading
+
+import optuna
+import pytest
 import torch
+from optuna.storages import RDBStorage
+from optuna.study import StudyDirection
 
 import search.run.prepare
+from search.records.study import study_record
 from search.run.prepare import shared_device_notes
 from search.run.spec import Placement, confirm_placement, lane_threads, worker_placements
+from search.study.storage import make_storage
+from tests.search.cli_helpers import run_cli
 
 
 def test_workers_sharing_a_card_are_warned_about(monkeypatch):
@@ -34,3 +44,40 @@ def test_each_worker_gets_its_placement_once(monkeypatch):
     assert worker_placements(torch.device("cuda"), 1, None) == (Placement("cuda", None),)  # a lone worker: as named
     assert confirm_placement(torch.device("cuda"), 3) == Placement("cuda:0", None)
     assert [p.device for p in worker_placements(torch.device("cuda:1"), 2, None)] == ["cuda:1", "cuda:1"]
+
+
+@pytest.mark.parametrize("window", ["before the look", "between the look and the creation"])
+def test_a_host_that_loses_the_race_to_create_the_study_joins_it_as_stored(tmp_path, tiny, monkeypatch, window):
+    """Another host's `optimize` creates the study, and writes its record (seed 7, the target
+    last) half a second later, either before this run looks for the study or after it looked and
+    before it creates one: this run joins that study either way."""
+    storage = f"sqlite:///{tmp_path}/s.db"
+    assert run_cli(*tiny.optimize_args(storage, "--study", "theirs", "--seed", "7", "--trials", "1")).code == 0
+    theirs = optuna.load_study(study_name="theirs", storage=storage).user_attrs
+    real_create = RDBStorage.create_new_study
+
+    def create_as_the_other_host(self, directions, study_name=None):
+        study_id = real_create(self, directions, study_name)
+
+        def write():
+            for key in sorted(theirs, key=lambda k: k == "target"):
+                self.set_study_user_attr(study_id, key, theirs[key])
+
+        threading.Timer(0.5, write).start()
+        return study_id
+
+    if window == "before the look":
+        create_as_the_other_host(make_storage(storage), [StudyDirection.MINIMIZE], "s")
+    else:
+
+        def created_by_the_other_host(self, directions, study_name=None):
+            monkeypatch.setattr(RDBStorage, "create_new_study", real_create)
+            create_as_the_other_host(self, directions, study_name)
+            raise optuna.exceptions.DuplicatedStudyError(study_name)
+
+        monkeypatch.setattr(RDBStorage, "create_new_study", created_by_the_other_host)
+    result = run_cli(*tiny.optimize_args(storage, "--study", "s", "--seed", "0", "--trials", "2"))
+    assert result.code == 0, (result.err, result.exception)
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study_record(study).seed == 7 and len(study.trials) == 2
+    assert sorted(optuna.get_all_study_names(storage)) == ["s", "theirs"]

@@ -1,13 +1,14 @@
 import optuna
 import pytest
 
+import search.study.opening
 from search.errors import StorageError, StudyError
 from search.pruning.factory import make_pruner
 from search.records.study import StudyRecord, study_record
 from search.sampling.capped import CappedAsCompleted
 from search.sampling.scheduled import ScheduledSampler
 from search.space import load_space
-from search.study.opening import open_study
+from search.study.opening import CreatedMeanwhile, open_study, record_once_created
 from search.study.storage import make_storage
 
 
@@ -30,6 +31,7 @@ def _open(storage, record, explicit=True, sampler="tpe"):
         "s",
         storage,
         record,
+        record_once_created(storage, "s"),
         sampler=sampler,
         seed=0,
         pruner=make_pruner("saturation", record.target, 15),
@@ -98,7 +100,8 @@ def test_a_study_stored_before_evals_per_epoch_counts_as_once_an_epoch(tmp_path)
         _open(storage, _record())
 
 
-def test_a_study_not_made_by_lenet_search_is_refused(tmp_path):
+def test_a_study_not_made_by_lenet_search_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(search.study.opening, "CREATION_SECONDS", 0.3)  # an empty one might be being created
     storage = make_storage(f"sqlite:///{tmp_path}/s.db")
     optuna.create_study(study_name="s", storage=storage)
     with pytest.raises(StudyError, match="not created by lenet-search"):
@@ -147,28 +150,44 @@ def test_gpu_provenance_is_stored_and_another_card_is_warned_about(tmp_path):
         _open(storage, _record(device="cpu", threads=1, hardware={"type": "cpu", "name": "x", "count": 2}))
 
 
-def test_a_host_that_loses_the_race_to_create_joins_the_study_once_it_is_whole(tmp_path, monkeypatch):
-    """Two hosts start at the same moment: the other one's create_new_study wins, and this one,
-    refused as a duplicate, waits for the other's record (its target comes last) and joins."""
+def _created_by_another_host(storage, monkeypatch, record, delay=0.5):
+    """The other host's create_new_study wins: the study exists, and its attributes (the target
+    last) are written `delay` seconds later; this host's own creation is refused as a duplicate."""
     import threading
 
-    storage = make_storage(f"sqlite:///{tmp_path}/s.db")
-    theirs = _record(seed=7)
     real_create = storage.create_new_study
 
-    def created_by_the_other_host(directions, study_name):
+    def create(directions, study_name):
         study_id = real_create(directions=directions, study_name=study_name)
-        attrs = theirs.items()
+        attrs = record.items()
 
-        def write():  # the other host writes its attributes, the target last, a moment later
+        def write():
             for key in sorted(attrs, key=lambda k: k == "target"):
                 storage.set_study_user_attr(study_id, key, attrs[key])
 
-        timer = threading.Timer(0.5, write)
-        timer.start()
+        threading.Timer(delay, write).start()
         raise optuna.exceptions.DuplicatedStudyError(study_name)
 
-    monkeypatch.setattr(storage, "create_new_study", created_by_the_other_host)
-    study, notes = _open(storage, _record(seed=0))
-    assert study_record(study).seed == 7  # the other host's study, not a second one
-    assert notes == [] and len(optuna.get_all_study_names(storage)) == 1
+    monkeypatch.setattr(storage, "create_new_study", create)
+
+
+def test_a_host_that_loses_the_race_to_create_starts_again_and_joins_the_whole_study(tmp_path, monkeypatch):
+    storage = make_storage(f"sqlite:///{tmp_path}/s.db")
+    _created_by_another_host(storage, monkeypatch, _record(seed=7))
+    with pytest.raises(CreatedMeanwhile):
+        _open(storage, _record(seed=0))
+    theirs = record_once_created(storage, "s")  # waits for the other host's target
+    assert theirs is not None and theirs.seed == 7
+    study, notes = _open(storage, _record(seed=0))  # now a reopen
+    assert study_record(study).seed == 7 and notes == [] and len(optuna.get_all_study_names(storage)) == 1
+
+
+def test_a_foreign_study_with_trials_is_refused_without_waiting(tmp_path):
+    import time
+
+    storage = make_storage(f"sqlite:///{tmp_path}/s.db")
+    optuna.create_study(study_name="s", storage=storage).add_trial(optuna.trial.create_trial(value=1.0))
+    started = time.monotonic()
+    with pytest.raises(StudyError, match="not created by lenet-search"):
+        record_once_created(storage, "s")
+    assert time.monotonic() - started < 1.0
