@@ -29,6 +29,7 @@ LANE_START = "lane_start"  # the lane's time (study clock, evaluations included)
 LANE_END = "lane_end"  # the lane's time when it ended
 HORIZON = "horizon"  # the lane's time of its next evaluation not yet decided (its end, once ended)
 ABANDONED = "abandoned"  # its executor stopped (interrupted): another takes it over at once
+TAKEN_OVER = "taken_over"  # how many times another executor took it over (its claim's generation)
 OUTCOME = "outcome"  # reached | budget | diverged | a pruner rule | out_of_memory | interrupted | surplus
 REASON = "reason"  # one sentence: why it ended so
 
@@ -69,6 +70,11 @@ STUDY_CLOCK = "clock"  # "calibrated" or "measured": what a trial's seconds are
 STUDY_CLOCK_TABLE = "clock_table"  # lenet.clock.StepClock.to_dict(), for the calibrated clock
 STUDY_WAITED = "waited:"  # + an executor's id: the wall seconds it waited for other lanes
 STUDY_CONFIRMATION = "confirmation"  # search.confirm.Confirmation.to_dict(): the race on fresh seeds
+STUDY_CONFIRMATION_CLAIM = "confirmation_claim"  # who races it (search/confirm/lease.py), with these keys:
+CLAIM_GENERATION = "generation"  # ... the generation of its claim (search/study/claims.py)
+CLAIM_OWNER = "owner"  # ... the claim's owner: host:pid:random
+CLAIM_BEAT = "beat"  # ... its last heartbeat, in the database's clock (UTC, ISO 8601)
+CLAIM_RELEASED = "released"  # ... true once it stopped racing (done or interrupted): free at once
 
 # -- the export document (`lenet-search export`, read back by `train --config`) ---------------
 EXPORT_FORMAT_KEY = "format"

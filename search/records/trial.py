@@ -42,6 +42,7 @@ from search.records.keys import (
     REASON,
     SECONDS_TO_TARGET,
     SEED,
+    TAKEN_OVER,
     TARGET,
     THREADS,
     TRAIN_SECONDS,
@@ -207,12 +208,24 @@ def write_lane_end(trial: optuna.Trial, end: float) -> None:
 
 
 def write_abandoned(trial: optuna.Trial, why: str) -> None:
-    """Its executor stopped without ending it (`why`; "" once another took it over)."""
+    """Its executor stopped without ending it, for reason `why`."""
     trial.set_user_attr(ABANDONED, why)
 
 
 def abandoned(trial: FrozenTrial) -> bool:
     return bool(trial.user_attrs.get(ABANDONED))
+
+
+def write_taken_over(trial: optuna.Trial, generation: int) -> None:
+    """Another executor holds it now, by its claim `generation` (search/study/claims.py); the
+    mark of abandonment cleared first, so a reader that sees the generation sees it cleared."""
+    trial.set_user_attr(ABANDONED, "")
+    trial.set_user_attr(TAKEN_OVER, generation)
+
+
+def taken_over(trial: FrozenTrial) -> int:
+    """How many times the trial was taken over: the generation of the claim that holds it."""
+    return int(trial.user_attrs.get(TAKEN_OVER, 0))
 
 
 def placement_of(trial: FrozenTrial) -> Placement | None:

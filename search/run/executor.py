@@ -23,10 +23,11 @@ from optuna.trial import FrozenTrial, TrialState
 from lenet.data import load_dataset
 from lenet.device import policy_for, set_threads
 from search.records.study import StudyRecord
-from search.records.trial import abandoned, placement_of, write_abandoned, write_failure
+from search.records.trial import abandoned, placement_of, taken_over, write_failure, write_taken_over
 from search.run.lane_trial import LaneTrial, TrialContext, TrialFailed
 from search.run.schedule import Schedule
 from search.run.spec import Placement, WorkerSpec
+from search.study.claims import claim, trial_subject
 from search.study.storage import HEARTBEAT_SECONDS, stale_trial_ids
 
 TrialCallback = Callable[[FrozenTrial], None]
@@ -113,24 +114,34 @@ class Executor:
 
     def _take_over(self, trials: list[FrozenTrial], schedule: Schedule) -> bool:
         """Take over a trial whose executor stopped: interrupted, or its heartbeat went stale. (Tried
-        when nothing else can be done, whatever this executor holds: every lane waits for it.)"""
+        when nothing else can be done, whatever this executor holds: every lane waits for it.)
+
+        The take-over is claimed (search/study/claims.py) at the generation after the one `trials`
+        shows, and the staleness is read after `trials`: of executors that look at once, one
+        claims it; one that looked before another's claim finds that generation taken."""
         orphans = [t for t in trials if t.state == TrialState.RUNNING and t.number not in self.held]
         if not orphans:
             return False
         now = time.monotonic()
         if now - self._stale_checked > HEARTBEAT_SECONDS:
             self._stale, self._stale_checked = set(stale_trial_ids(self.study)), now
-        for t in orphans:
-            if not (abandoned(t) or t._trial_id in self._stale):
+        candidates = [t for t in orphans if abandoned(t) or t._trial_id in self._stale]
+        if any(not abandoned(t) for t in candidates):  # the cached staleness may predate `trials`
+            self._stale, self._stale_checked = set(stale_trial_ids(self.study)), time.monotonic()
+        for t in candidates:
+            if not abandoned(t) and t._trial_id not in self._stale:
                 continue
-            trial = optuna.Trial(self.study, t._trial_id)
-            write_abandoned(trial, "")
+            self._stale.discard(t._trial_id)
+            generation = taken_over(t) + 1
+            if not claim(self.study._storage, trial_subject(t._trial_id), generation):
+                continue  # another executor took it over first
             self.study._storage.record_heartbeat(t._trial_id)
-            held = LaneTrial(self.ctx, trial)
+            trial = optuna.Trial(self.study, t._trial_id)
+            write_taken_over(trial, generation)
+            held = LaneTrial(self.ctx, trial, generation)
             if placement_of(t) is not None:
                 held.take_over(t)
             self.held[t.number] = held
-            self._stale.discard(t._trial_id)
             return True
         return False
 
@@ -194,9 +205,14 @@ class Executor:
             pass
 
     def _forget_ended(self, trials: list[FrozenTrial]) -> None:
+        """Let go of my trials that ended, and of any another executor took over (this one was
+        stopped past the grace period, SIGSTOP say, and then went on)."""
         states = {t.number: t for t in trials}
         for number, held in list(self.held.items()):
             stored = states.get(number)
+            if stored is not None and not stored.state.is_finished() and taken_over(stored) > held.generation:
+                del self.held[number]
+                continue
             if held.done or (stored is not None and stored.state.is_finished()):
                 del self.held[number]
                 if stored is not None and stored.state.is_finished() and self.on_trial is not None:

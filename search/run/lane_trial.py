@@ -74,9 +74,10 @@ class TrialContext:
 class LaneTrial:
     """A trial this executor holds: asked for, placed on a lane, trained, decided."""
 
-    def __init__(self, ctx: TrialContext, trial: optuna.Trial) -> None:
+    def __init__(self, ctx: TrialContext, trial: optuna.Trial, generation: int = 0) -> None:
         self.ctx, self.trial = ctx, trial
         self.number = trial.number
+        self.generation = generation  # the take-over that holds it (0: asked for here)
         self.placement: Placement | None = None
         self.config: TrainConfig | None = None
         self.run: TrainingRun | None = None
@@ -214,13 +215,13 @@ class LaneTrial:
             ctx.trial_note(self.trial, result, ctx.target, str(ctx.data.device))
         self.done = True
         if result.clock_seconds_to_target is not None:
-            ctx.study.tell(self.trial, result.clock_seconds_to_target)
+            ctx.study.tell(self.trial, result.clock_seconds_to_target, skip_if_finished=True)
             return
         # No value for a trial that missed the target: Optuna would store its last intermediate
         # value (a validation error, near 0) as its value, and optuna-dashboard would plot it far
         # below the winner. A NaN after the last step leaves it none.
         self.trial.report(float("nan"), step=int(result.epochs) + 1)
-        ctx.study.tell(self.trial, state=TrialState.PRUNED)
+        ctx.study.tell(self.trial, state=TrialState.PRUNED, skip_if_finished=True)
 
     def _result(self, pruned: Decision | None) -> TrialResult:
         """How the trial ended: its figures in both clocks, its outcome and the reason."""
@@ -265,7 +266,7 @@ class LaneTrial:
         if self.placement is not None:
             write_lane_end(self.trial, self.placement.start)
         self.done = True
-        self.ctx.study.tell(self.trial, state=TrialState.FAIL)
+        self.ctx.study.tell(self.trial, state=TrialState.FAIL, skip_if_finished=True)
 
     def abandon(self, why: str) -> None:
         """Stop without ending: the trial stays RUNNING, marked so that the next executor to look

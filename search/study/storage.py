@@ -9,14 +9,17 @@ import sqlite3
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 import sqlalchemy.engine
 import sqlalchemy.exc
 from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import TrialState
 
 from lenet.errors import blame
 from search.errors import StorageError
@@ -84,11 +87,38 @@ def make_storage(url: str) -> RDBStorage:
 
 
 def stale_trial_ids(study: optuna.Study) -> list[int]:
-    """The trials RUNNING with a heartbeat older than the grace period: their worker is gone.
-    (Optuna's own check, as `fail_stale_trials` makes it; the study's storage is Optuna's cache
-    in front of the RDB storage, which passes it on.)"""
+    """The trials RUNNING whose worker is gone: a heartbeat older than the grace period (Optuna's
+    own check, as `fail_stale_trials` makes it), or none at all a grace period after the trial
+    started (killed between asking for it and its first beat, which Optuna never calls stale)."""
     storage = study._storage
-    return list(storage._get_stale_trial_ids(study._study_id)) if isinstance(storage, BaseHeartbeat) else []
+    if not isinstance(storage, BaseHeartbeat):
+        return []
+    stale = set(storage._get_stale_trial_ids(study._study_id))
+    cutoff = datetime.now() - timedelta(seconds=GRACE_SECONDS)  # Optuna stamps starts in local time
+    old = [
+        t._trial_id
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.datetime_start is not None and t.datetime_start < cutoff and t._trial_id not in stale
+    ]
+    return sorted(stale | set(_without_heartbeat(storage, old)))
+
+
+def rdb_storage(storage: Any) -> RDBStorage:
+    """The RDB storage behind a study's storage (Optuna puts a cache in front of it: `_backend`)."""
+    return getattr(storage, "_backend", storage)
+
+
+def _without_heartbeat(storage: Any, trial_ids: list[int]) -> list[int]:
+    """Those of `trial_ids` with no heartbeat row (Optuna's private model: pinned, tested)."""
+    if not trial_ids:
+        return []
+    from optuna.storages._rdb.models import TrialHeartbeatModel
+
+    rdb = rdb_storage(storage)
+    query = sqlalchemy.select(TrialHeartbeatModel.trial_id).where(TrialHeartbeatModel.trial_id.in_(trial_ids))
+    with rdb.engine.connect() as conn:
+        beating = {row[0] for row in conn.execute(query)}
+    return [i for i in trial_ids if i not in beating]
 
 
 def close_storage(storage: RDBStorage) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +73,13 @@ def finished_study(tiny, tmp_path_factory) -> str:
     result = run_cli(*tiny.optimize_args(storage, "--trials", "6"))
     assert result.code == 0
     return storage
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> str:
+    url = os.environ.get("LENET_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("LENET_TEST_POSTGRES is not set; .ci/run starts PostgreSQL and sets it")
+        pytest.skip("no PostgreSQL server (set LENET_TEST_POSTGRES=postgresql://user:pw@host/db)")
+    return url

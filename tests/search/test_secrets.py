@@ -16,7 +16,7 @@ import optuna
 import pytest
 import sqlalchemy.engine
 
-from tests.search.run.test_reliability import ROOT, _command, _env, _wait_mid_trial, postgres_url  # noqa: F401
+from tests.search.run.test_reliability import _command, _env, _wait_mid_trial
 from tests.search.views.test_dashboard import _free_port
 
 
@@ -59,7 +59,7 @@ def _dashboard_bodies(storage: str, cwd: Path) -> tuple[list[bytes], str]:
     return bodies, out.decode()
 
 
-def test_no_output_file_or_page_shows_the_database_password(tiny, postgres_url, tmp_path):  # noqa: F811
+def test_no_output_file_or_page_shows_the_database_password(tiny, postgres_url, tmp_path):
     password = sqlalchemy.engine.make_url(postgres_url).password
     assert password, "the test server's URL has a password"
     if len(password) < 8 or password in "lenet-search lenet5-cifar10 optimize":

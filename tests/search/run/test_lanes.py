@@ -19,7 +19,6 @@ from search.records.keys import ABANDONED
 from search.records.study import study_record
 from search.study.compare import differences, study_fields
 from tests.search.cli_helpers import run_cli
-from tests.search.run.test_reliability import postgres_url  # noqa: F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parents[3]
 TWO_LANES = ("--lanes", "2", "--trials", "12", "--max-epochs", "3")
@@ -103,7 +102,7 @@ def test_a_killed_host_is_taken_over_and_the_study_is_the_same(tiny, tmp_path, r
     assert [t.number for t in trials if t.user_attrs.get(ABANDONED) == ""]  # one was taken over
 
 
-def test_two_hosts_on_postgresql_make_the_same_study(tiny, postgres_url, reference):  # noqa: F811
+def test_two_hosts_on_postgresql_make_the_same_study(tiny, postgres_url, reference):
     name = f"lanes-{uuid.uuid4().hex[:8]}"
     try:
         _finish([_host(tiny, postgres_url, name), _host(tiny, postgres_url, name)])

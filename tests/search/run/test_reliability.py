@@ -19,12 +19,11 @@ from optuna.trial import TrialState
 
 import search.run.lane_trial
 from lenet.device import DevicePolicy
-from search.records.trial import TrialRecord
-from search.run.spec import OptimizeRequest, Placement, WorkerSpec
+from search.records.trial import TrialRecord, taken_over
 from search.run.workers import run_worker
-from search.space import load_space
 from search.study.storage import close_storage, make_storage
 from tests.search.cli_helpers import run_cli
+from tests.search.run.specs import worker_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -152,15 +151,46 @@ def test_workers_of_a_killed_parent_stop_and_mark_their_trials(tiny, tmp_path):
         time.sleep(0.2)
     assert not any(map(_alive, workers))  # no orphan trains on beside the next run
     trials = _study(storage).get_trials()
-    running = [TrialRecord.of(t) for t in trials if t.state == TrialState.RUNNING]
+    running_frozen = [t for t in trials if t.state == TrialState.RUNNING]
+    running = [TrialRecord.of(t) for t in running_frozen]
     assert running and all(r.outcome == "interrupted" and "SIGTERM" in r.reason for r in running)
     finished = len([t for t in trials if t.state in FINISHED])
     assert finished < 500
 
-    # One executor takes both over (two fresh ones may race for the same: see docs/reliability.md).
-    rerun = _rerun(tiny, storage, "--trials", str(finished + 2), "--jobs", "1", "--lanes", "2")
+    # Two fresh executors look for the orphans at once: each is taken over by one of them.
+    rerun = _rerun(tiny, storage, "--trials", str(finished + 2), "--jobs", "2", "--lanes", "2")
     assert rerun.returncode == 0, rerun.stderr
-    assert len([t for t in _study(storage).get_trials() if t.state in FINISHED]) == finished + 2
+    trials = _study(storage).get_trials()
+    assert len([t for t in trials if t.state in FINISHED]) == finished + 2
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    # Each was taken over by one of them (or stepped back as surplus, if it had not started).
+    assert {taken_over(trials[t.number]) for t in running_frozen} <= {0, 1}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc")
+def test_a_worker_stopped_past_the_grace_period_and_continued_duplicates_nothing(tiny, tmp_path):
+    """SIGSTOP: its trials' heartbeats go stale and the other worker takes them over; SIGCONT:
+    it lets them go (they were claimed after its own), and nothing is told twice or lost."""
+    storage = f"sqlite:///{tmp_path}/s.db"
+    proc = _start(tiny, storage, "--trials", "6", "--jobs", "2", "--lanes", "2")
+    _wait_mid_trial(storage, proc)
+    stopped = _workers_of(proc.pid)[0]
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(taken_over(t) for t in _study(storage).get_trials(deepcopy=False)):
+            assert time.monotonic() < deadline, "nothing was taken over"
+            time.sleep(0.2)
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    trials = _study(storage).get_trials()
+    assert [t.state for t in trials].count(TrialState.FAIL) == 0 and len(trials) == 6
+    assert len([t for t in trials if t.state in FINISHED]) == 6 and not [
+        t for t in trials if t.state == TrialState.RUNNING
+    ]
+    assert "Traceback" not in err
 
 
 def _concurrent(tiny, storage, jobs, trials, name):
@@ -187,16 +217,6 @@ def _concurrent(tiny, storage, jobs, trials, name):
 
 def test_sqlite_four_jobs_forty_trials(tiny, tmp_path):
     _concurrent(tiny, f"sqlite:///{tmp_path}/s.db", 4, 40, "sqlite-40")
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> str:
-    url = os.environ.get("LENET_TEST_POSTGRES")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("LENET_TEST_POSTGRES is not set; .ci/run starts PostgreSQL and sets it")
-        pytest.skip("no PostgreSQL server (set LENET_TEST_POSTGRES=postgresql://user:pw@host/db)")
-    return url
 
 
 def _connections(url: str) -> int:
@@ -250,7 +270,7 @@ def test_out_of_memory_of_any_kind_fails_only_that_trial_and_frees_it(tiny, tmp_
     monkeypatch.setattr(DevicePolicy, "release_memory", lambda self: released.append(held[0]() is None))
     monkeypatch.setattr(search.run.lane_trial, "TrainingRun", Flaky)
     storage = f"sqlite:///{tmp_path}/s.db"
-    run_worker(_worker_spec(tiny, storage, "oom", 3))
+    run_worker(worker_spec(tiny, storage, "oom", 3))
     trials = _study(storage, "oom").get_trials()
     assert [t.state for t in trials].count(TrialState.FAIL) == 1
     failed = TrialRecord.of(next(t for t in trials if t.state == TrialState.FAIL))
@@ -266,22 +286,6 @@ def test_a_bug_in_training_is_not_taken_for_out_of_memory(tiny, tmp_path, monkey
             raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
     monkeypatch.setattr(search.run.lane_trial, "TrainingRun", Broken)
-    spec = _worker_spec(tiny, f"sqlite:///{tmp_path}/s.db", "bug", 1)
+    spec = worker_spec(tiny, f"sqlite:///{tmp_path}/s.db", "bug", 1)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         run_worker(spec)
-
-
-def _worker_spec(tiny, storage: str, name: str, n_trials: int) -> WorkerSpec:
-    """A study made by hand (a target and nothing else) and a worker's spec for it."""
-    optuna.create_study(study_name=name, storage=storage).set_user_attr("target", 0.6)
-    request = OptimizeRequest(
-        n_trials=n_trials,
-        study_name=name,
-        storage_url=storage,
-        sampler="random",
-        seed=0,
-        data=str(tiny.archive),
-        device="cpu",
-        val_size=200,
-    )
-    return WorkerSpec(request, 0.6, load_space(tiny.space), "cpu", (Placement("cpu", None),))

@@ -1,0 +1,70 @@
+"""The executor's take-over of trials whose executor stopped, driven directly on a real SQLite
+study: several executors that look at once, and a trial killed before its first heartbeat."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+import search.study.storage
+from search.pruning.factory import make_pruner
+from search.records.study import study_record
+from search.records.trial import abandoned, taken_over, write_abandoned
+from search.run.executor import Executor
+from search.run.schedule import Schedule
+from search.run.spec import Placement
+from search.study.claims import latest, trial_subject
+from search.study.opening import load_study
+from search.study.storage import close_storage, make_storage, stale_trial_ids
+from tests.search.run.specs import worker_spec
+
+
+def _study(tiny, tmp_path, name="race", n_trials=2):
+    url = f"sqlite:///{tmp_path}/s.db"
+    spec = worker_spec(tiny, url, name, n_trials)
+    storage = make_storage(url)
+    record = study_record(optuna.load_study(study_name=name, storage=storage))
+    study = load_study(name, storage, record, sampler="random", seed=0, pruner=make_pruner("none", 0.6, 4))
+    return spec, storage, record, study
+
+
+def test_of_executors_that_see_one_orphan_at_once_one_takes_it_over(tiny, tmp_path):
+    spec, storage, record, study = _study(tiny, tmp_path)
+    try:
+        orphan = study.ask()
+        write_abandoned(orphan, "interrupted by SIGTERM")  # its executor stopped
+        snapshot = study.get_trials(deepcopy=False)  # what both see as they look
+        schedule = Schedule(snapshot, record.lanes, spec.request.n_trials)
+        first, second = (Executor(spec, Placement("cpu", None), study, record, 1) for _ in range(2))
+        assert first._take_over(snapshot, schedule)
+        assert not second._take_over(snapshot, schedule)  # its claim's generation was taken
+        assert list(first.held) == [orphan.number] and second.held == {}
+        stored = study.get_trials(deepcopy=False)[orphan.number]
+        assert taken_over(stored) == 1 and not abandoned(stored)
+        assert latest(storage, trial_subject(orphan._trial_id))[0] == 1
+
+        # The first stops in turn: the next executor claims the next generation, and the first,
+        # had it gone on (stopped past the grace period, then continued), lets the trial go.
+        write_abandoned(first.held[orphan.number].trial, "interrupted by SIGTERM")
+        snapshot = study.get_trials(deepcopy=False)
+        assert second._take_over(snapshot, Schedule(snapshot, record.lanes, spec.request.n_trials))
+        snapshot = study.get_trials(deepcopy=False)
+        assert taken_over(snapshot[orphan.number]) == 2
+        first._forget_ended(snapshot)
+        assert first.held == {} and list(second.held) == [orphan.number]
+    finally:
+        close_storage(storage)
+
+
+def test_a_trial_killed_before_its_first_heartbeat_goes_stale(tiny, tmp_path, monkeypatch):
+    """Optuna never calls a trial without a heartbeat row stale; every lane would wait for it."""
+    _, storage, _, study = _study(tiny, tmp_path)
+    try:
+        silent, beating = study.ask(), study.ask()
+        study._storage.record_heartbeat(beating._trial_id)
+        assert stale_trial_ids(study) == []  # both started just now
+        monkeypatch.setattr(search.study.storage, "GRACE_SECONDS", 0)  # as a grace period later
+        assert stale_trial_ids(study) == [silent._trial_id]  # the beating one is Optuna's to judge
+        assert {t.state for t in study.get_trials()} == {TrialState.RUNNING}
+    finally:
+        close_storage(storage)
