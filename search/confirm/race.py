@@ -61,6 +61,9 @@ class Confirmation:
     incumbent: int | None = None
     dropped: dict[int, str] = field(default_factory=dict)
     done: bool = False
+    # Not stored: the owner (host:pid:...) of the claim whose race this host waited for instead
+    # of running it (search/confirm/lease.py); None where this host ran it, or found it done.
+    joined: str | None = field(default=None, compare=False)
 
     def run_of(self, trial: int, seed: int) -> SeedRun | None:
         return next((r for r in self.runs if r.trial == trial and r.seed == seed), None)
@@ -138,6 +141,7 @@ class Confirmation:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["joined"]
         d["dropped"] = {str(k): v for k, v in self.dropped.items()}
         return d
 

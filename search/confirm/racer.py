@@ -32,12 +32,16 @@ open at the top ("more than").
 Candidates are ranked by their median time to target in the study's clock. Every finished
 run is stored in the study at once (`StudyRecord`'s confirmation), so an interrupted
 confirmation resumes where it stopped, and `--trials` counts search trials only.
+
+Several hosts that finish one study's search race it once: the one that claims it races, the
+others wait for the stored race and report it (search/confirm/lease.py).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -50,6 +54,7 @@ from lenet.curve import EvalRecord
 from lenet.data import DeviceData
 from lenet.train import TrainingRun
 from search.clock.pricing import clock_seconds, time_to_target
+from search.confirm.lease import JOIN_POLL_SECONDS, Lease, LostClaim
 from search.confirm.race import DEFAULT_SEEDS, DEFAULT_TOP, SEED_OFFSET, Confirmation, SeedRun, confirmation_of
 from search.records.keys import STUDY_CONFIRMATION
 from search.records.study import study_record
@@ -118,24 +123,71 @@ def confirm(
 ) -> Confirmation | None:
     """Race the study's best `top` candidates over `n_seeds` fresh seeds (see the module
     docstring), resuming a stored race. Returns None when there is no candidate. The runs train
-    in this process with `threads` threads, or where `runs` puts them."""
+    in this process with `threads` threads, or where `runs` puts them.
+
+    On a database several hosts may call it at once: the one whose claim goes in races, and
+    beats a heartbeat while it does; another waits for the stored race to be done, calling
+    `on_run` for each run as it is stored, and returns it (its `joined` names the host that ran
+    it). A claim released partway, or whose owner stopped beating for the grace period, is taken
+    over: the race goes on from where it was stored (search/confirm/lease.py)."""
     record = study_record(study)
     if record is None or top < 1 or n_seeds < 1:
         return None
     chosen = candidates(study, top)
     if not chosen:
         return None
-    stored = confirmation_of(study)
     seeds = [record.seed + SEED_OFFSET + i for i in range(n_seeds)]
-    if stored and stored.candidates == chosen and stored.seeds == seeds:
-        race = stored
-    else:  # new search trials (or other settings) since: race again, keeping the exact runs
-        keep = [r for r in (stored.runs if stored else []) if r.exact and r.trial in chosen and r.seed in seeds]
-        race = Confirmation(seeds, chosen, runs=keep)
-    if race.done:
+    clock = record.step_clock()
+    lease = Lease.of(study)
+    if lease is None:  # in memory: this process is the only one
+        race = _race(confirmation_of(study), chosen, seeds)
+        if not race.done:
+            _Racer(study, race, data, clock, record.target, threads, on_run, runs).run()
         return race
-    _Racer(study, race, data, record.step_clock(), record.target, threads, on_run, runs).run()
-    return race
+    shown: set[SeedRun] = set()  # the runs on_run was given
+
+    def report(run: SeedRun) -> None:
+        shown.add(run)
+        if on_run is not None:
+            on_run(run)
+
+    def show(race: Confirmation) -> None:
+        for run in race.runs:  # what another host stored since this one last looked
+            if run not in shown:
+                report(run)
+
+    joined: str | None = None
+    while True:
+        race = _race(confirmation_of(study), chosen, seeds)
+        if race.done:
+            if joined is not None:
+                show(race)
+            race.joined = joined
+            return race
+        holder = lease.holder()
+        if holder is None and lease.claim():
+            try:
+                race = _race(confirmation_of(study), chosen, seeds)  # as stored once claimed
+                if not race.done:
+                    _Racer(study, race, data, clock, record.target, threads, report, runs, guard=lease.check).run()
+                return race
+            except LostClaim:
+                pass  # another host took it over (this one seemed dead): wait for it, as for any other
+            finally:
+                lease.release()
+        elif holder is not None:
+            joined = holder.owner
+            show(race)
+            time.sleep(JOIN_POLL_SECONDS)
+
+
+def _race(stored: Confirmation | None, chosen: list[int], seeds: list[int]) -> Confirmation:
+    """The stored race if it is of these candidates on these seeds; else a new one, keeping the
+    stored exact runs that it needs (new search trials, or other settings, since)."""
+    if stored and stored.candidates == chosen and stored.seeds == seeds:
+        return stored
+    keep = [r for r in (stored.runs if stored else []) if r.exact and r.trial in chosen and r.seed in seeds]
+    return Confirmation(seeds, chosen, runs=keep)
 
 
 def _close(value: float, other: float) -> str:
@@ -154,9 +206,11 @@ class _Racer:
         threads: int | None,
         on_run: RunCallback | None,
         runs: Runs | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self.study, self.race, self.data, self.clock = study, race, data, clock
         self.target, self.threads, self.on_run = target, threads, on_run
+        self.guard = guard  # before each write of the race: raises where this host may no longer write it
         self.runs = runs or LocalRuns(data, threads)
         self.configs = {t.number: TrialRecord.of(t).config for t in study.get_trials(deepcopy=False)}
         self.suspended: dict[Key, Run] = {}  # (trial, seed): runs paused at a cap, or started ahead
@@ -310,4 +364,6 @@ class _Racer:
         return clock_seconds(self.clock, run.config, run.history[-1]) if run.history else 0.0
 
     def _save(self) -> None:
+        if self.guard is not None:
+            self.guard()
         self.study.set_user_attr(STUDY_CONFIRMATION, self.race.to_dict())

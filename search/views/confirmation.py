@@ -59,6 +59,8 @@ def confirmation_lines(race: Confirmation | None) -> list[str]:
     state = "" if race.done else " (unfinished: rerun the same command to complete it)"
     n = len(race.candidates)
     lines = [f"confirmed on fresh seeds {seeds}, {n} candidate{'' if n == 1 else 's'} raced{state}:"]
+    if race.joined:
+        lines.append(f"  raced by another host ({race.joined}); this one waited for it and trained none of it")
     for c in race.ranking():
         head = "winner" if c.trial == race.incumbent else "      "
         median = median_text(c.median, c.median_exact)
