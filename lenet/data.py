@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from sklearn.model_selection import train_test_split
 
-from lenet.atomic import atomic_write
-from lenet.errors import DataError
+from lenet.atomic import atomic_write, remove_stale_temporaries
+from lenet.errors import DataError, DiskFullError
 from lenet.sources import RawSplits, default_cache_dir, download_torchvision, read_source, source_key
 
 DATA_ENV = "LENET_DATA"
@@ -41,8 +41,12 @@ def resolve_data_path(data: str | os.PathLike[str] | None) -> Path | None:
 
 
 def load_raw(data: str | os.PathLike[str] | None = None, cache_dir: Path | None = None) -> CachedRaw:
-    """Decode the source (or take it from the on-disk cache, keyed by the source's content)."""
+    """Decode the source (or take it from the on-disk cache, keyed by the source's content).
+
+    The cache's temporary files that a killed decode left behind (~185 MB each for CIFAR-10)
+    are removed first (lenet.atomic.remove_stale_temporaries)."""
     cache_dir = cache_dir or default_cache_dir()
+    remove_stale_temporaries(cache_dir)
     path = resolve_data_path(data)
     if path is None:
         path = download_torchvision(cache_dir)
@@ -77,7 +81,9 @@ def _read_cache(cache_file: Path) -> RawSplits | None:
 
 
 def _write_cache(cache_file: Path, raw: RawSplits) -> None:
-    """Written atomically, so a reader never sees half a cache."""
+    """Written atomically, so a reader never sees half a cache. A full device is refused in one
+    line (better known before hours of a study than at its export); other write errors (a
+    read-only cache location) only cost speed."""
     blob = {
         "train_x": raw.train_x,
         "train_y": raw.train_y,
@@ -87,8 +93,13 @@ def _write_cache(cache_file: Path, raw: RawSplits) -> None:
     }
     try:
         atomic_write(cache_file, lambda fh: torch.save(blob, fh))
+    except DiskFullError as exc:
+        raise DiskFullError(
+            f"{exc} (the decoded data's cache: free space there, or set LENET_CACHE to a folder on another device)",
+            path=exc.path,
+        ) from exc
     except OSError:
-        pass  # a read-only or full cache location only costs speed: the next load decodes again
+        pass  # a read-only cache location only costs speed: the next load decodes again
 
 
 def split_indices(labels: torch.Tensor, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class InputError(ValueError):
@@ -28,6 +29,15 @@ class DataError(InputError):
 
 class ConfigError(InputError):
     """A training config with a value out of range, an unknown field or a wrong type."""
+
+
+class DiskFullError(InputError):
+    """A write that failed because the device holding `path` is full (ENOSPC) or over its quota
+    (EDQUOT); raised by `lenet.atomic.atomic_write`, which leaves no partial file behind."""
+
+    def __init__(self, message: str, *, path: Path, subject: str | None = None) -> None:
+        super().__init__(message, subject=subject)
+        self.path = path
 
 
 @contextmanager

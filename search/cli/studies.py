@@ -167,7 +167,12 @@ def studies_delete(ctx: click.Context, name: str, storage_url: str | None, yes: 
 @click.command()
 @study_option
 @storage_option
-@output_option(None, "Folder for index.html and the PNGs. [default: studies/report-<study>]", "out_dir", folder=True)
+@output_option(
+    None,
+    "Folder for index.html and the PNGs. [default: studies/report-<study>, the name made a safe file name]",
+    "out_dir",
+    folder=True,
+)
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Trials in the curve plots.")
 def report(study_name: str, storage_url: str, out_dir: Path | None, top: int) -> None:
     """Write a self-contained HTML report with PNGs: optimisation history, learning curves of
@@ -180,7 +185,7 @@ def report(study_name: str, storage_url: str, out_dir: Path | None, top: int) ->
     """
     from search.views.report import report_study
 
-    files = report_study(storage_url, study_name, out_dir or Path("studies") / f"report-{study_name}", top=top)
+    files = report_study(storage_url, study_name, out_dir, top=top)
     click.echo("\n".join(f"{kind}: {path}" for kind, path in files.items()))
 
 

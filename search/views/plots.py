@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
+from lenet.atomic import atomic_write  # noqa: E402
 from lenet.curve import EvalRecord  # noqa: E402
 from search.records.keys import (  # noqa: E402
     POINT_EPOCH,
@@ -92,10 +93,12 @@ def _labelled(
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """Written atomically (a full disk is one line, and leaves no half figure)."""
+    try:
+        fig.tight_layout()
+        atomic_write(path, lambda fh: fig.savefig(fh, format=path.suffix.lstrip(".") or "png", dpi=110))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
+import os
+import re
 from collections import Counter
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial
 
+from lenet.atomic import atomic_write
 from search.clock.agreement import agreement_lines, clock_agreement
 from search.confirm.race import confirmation_of
+from search.errors import StudyError
 from search.records.provenance import now_text
 from search.records.study import StudyRecord, study_record
 from search.records.trial import TrialRecord
@@ -24,15 +29,46 @@ from search.views.plots import Curve, plot_bars, plot_curves, plot_history, plot
 from search.views.progress import format_params
 from search.views.text import clock_lines
 
+REPORTS_DIR = Path("studies")  # where a report goes unless a folder is given
+NAME_MAX_CHARS = 100  # of a study name kept in its folder's name (file names stop at 255 bytes)
+_UNSAFE = re.compile(r"[^\w.-]+")  # what a file name keeps of a study name: letters, digits, _ . -
 
-def report_study(storage_url: str, study_name: str, out_dir: Path, top: int = 5) -> dict[str, Path]:
-    """Write the report of study `study_name`; returns the files by kind."""
+
+def report_dir_name(study_name: str) -> str:
+    """`report-<study name>` as one safe file name: the name's letters, digits and `_.-`, runs of
+    anything else (`/`, `\\`, spaces, control characters) a single `-`; a name that changed on
+    the way (or was cut short) gets 8 hex digits of its hash, so that no two names share a folder."""
+    slug = _UNSAFE.sub("-", study_name).strip(".-")[:NAME_MAX_CHARS]
+    if slug == study_name:
+        return f"report-{slug}"
+    digest = hashlib.sha256(study_name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"report-{slug}-{digest}" if slug else f"report-{digest}"
+
+
+def default_report_dir(study_name: str, reports_dir: Path = REPORTS_DIR) -> Path:
+    """The folder a study's report goes to unless one is given: a folder of `reports_dir` itself,
+    whatever the name holds (`../`, `/`, ...). Checked on the normalised path, not the resolved
+    one: a symlink the user made there is theirs to make, and a study name cannot make one."""
+    out_dir = reports_dir / report_dir_name(study_name)
+    if Path(os.path.normpath(out_dir)).parent != Path(os.path.normpath(reports_dir)):
+        raise StudyError(
+            f"study {study_name!r}: its report folder {out_dir} lies outside {reports_dir}; give one with -o",
+            subject="study_name",
+        )
+    return out_dir
+
+
+def report_study(storage_url: str, study_name: str, out_dir: Path | None = None, top: int = 5) -> dict[str, Path]:
+    """Write the report of study `study_name` into `out_dir` (default_report_dir(study_name) when
+    None); returns the files by kind. Nothing is written for a study that is not there."""
     with opened(storage_url) as storage:
-        return write_report(load_existing(storage, study_name), out_dir, top)
+        study = load_existing(storage, study_name)
+        return write_report(study, default_report_dir(study_name) if out_dir is None else out_dir, top)
 
 
 def write_report(study: optuna.Study, out_dir: Path, top: int = 5) -> dict[str, Path]:
-    """Write PNGs and index.html (images embedded, so the page stands alone) into out_dir."""
+    """Write PNGs and index.html (images embedded, so the page stands alone) into out_dir, under
+    fixed file names: the study's name appears in titles (escaped), never in a path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
     record = study_record(study)
@@ -54,7 +90,8 @@ def write_report(study: optuna.Study, out_dir: Path, top: int = 5) -> dict[str, 
             importances.values, out_dir / "importances.png", f"parameter {importances.title}, fANOVA", "importance"
         )
     files["html"] = out_dir / "index.html"
-    files["html"].write_text(_html(study, record, trials, best, outcomes, files))
+    page = _html(study, record, trials, best, outcomes, files).encode()
+    atomic_write(files["html"], lambda fh: fh.write(page))
     return files
 
 
