@@ -34,12 +34,11 @@ from optuna.storages import RDBStorage
 
 from search.records.keys import CLAIM_BEAT, CLAIM_GENERATION, CLAIM_OWNER, CLAIM_RELEASED, STUDY_CONFIRMATION_CLAIM
 from search.study import claims
+from search.study.outage import STORAGE_FAILURES
 from search.study.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, rdb_storage
 
 # How often a host that waits for another's race reads it (the race, the claim, the heartbeat).
 JOIN_POLL_SECONDS = 0.5
-# What a failed heartbeat (a storage that did not answer this once) does not stop: the next is tried.
-_STORAGE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
 
 
 class LostClaim(Exception):
@@ -135,7 +134,7 @@ class Lease:
             self._thread.join(timeout=HEARTBEAT_SECONDS + 5)
             self._thread = None
         # A release that fails (the storage gone) only makes the next host wait out the grace period.
-        with contextlib.suppress(*_STORAGE_ERRORS):
+        with contextlib.suppress(*STORAGE_FAILURES):
             if not self._lost.is_set() and self.holds():
                 self._write(released=True)
         self.generation = None
@@ -149,7 +148,7 @@ class Lease:
                     self._lost.set()  # taken over: the racer stops at its next write
                     return
                 self._beat()
-            except _STORAGE_ERRORS:
+            except STORAGE_FAILURES:
                 continue  # the storage did not answer this time: the next beat tries again
 
     def _beat(self) -> None:

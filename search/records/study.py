@@ -82,6 +82,11 @@ class StudyRecord(Stored):
         return {k: v for k, v in self.to_dict().items() if not (k in self._OPTIONAL and v is None)}
 
     @classmethod
+    def partly_written(cls, attrs: Mapping[str, Any]) -> bool:
+        """Whether `attrs` are a record whose writing stopped before its target (written last)."""
+        return STUDY_TARGET not in attrs and any(f.metadata["key"] in attrs for f in fields(cls))
+
+    @classmethod
     def of(cls, attrs: Mapping[str, Any]) -> StudyRecord | None:
         """The record of a study's attributes; None for a study lenet-search did not create."""
         if STUDY_TARGET not in attrs:

@@ -28,6 +28,7 @@ from search.run.lane_trial import LaneTrial, TrialContext, TrialFailed
 from search.run.schedule import Schedule
 from search.run.spec import Placement, WorkerSpec
 from search.study.claims import claim, trial_subject
+from search.study.outage import STORAGE_FAILURES
 from search.study.storage import HEARTBEAT_SECONDS, stale_trial_ids
 
 TrialCallback = Callable[[FrozenTrial], None]
@@ -250,6 +251,8 @@ class _Heartbeats:
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             for trial_id in list(self.trial_ids()):
-                with warnings.catch_warnings():
+                # A beat that fails (the storage gone past its bound) ends neither this thread
+                # nor its trials: the next beat tries again, and the main thread says why it stops.
+                with warnings.catch_warnings(), contextlib.suppress(*STORAGE_FAILURES):
                     warnings.simplefilter("ignore")
                     self.study._storage.record_heartbeat(trial_id)

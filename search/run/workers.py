@@ -19,9 +19,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 import optuna
 
+from lenet.errors import InputError
 from search.pruning.factory import make_pruner
 from search.records.study import StudyRecord, save_waited, study_record
 from search.run.executor import Executor, TrialCallback
@@ -174,11 +176,17 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="lenet-parent-watch", daemon=True).start()
 
 
-def _worker_main(spec: WorkerSpec, worker_index: int, parent: int) -> None:
+REFUSED = 2  # a worker's exit code when it stopped on a refusal (the storage gone for good, say)
+
+
+def _worker_main(spec: WorkerSpec, worker_index: int, parent: int, refusals: Any) -> None:
     try:
         with signal_handlers():
             _die_with_parent(parent)
             run_worker(spec, worker_index)
+    except InputError as exc:  # the parent says it, in one line
+        refusals.put(str(exc))
+        raise SystemExit(REFUSED) from None
     except Interrupted as exc:
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
@@ -192,11 +200,12 @@ def run_workers(
     (read through `study`, this process's own).
 
     Processes, not threads (the GIL), each with its share of the cores. Returns the workers'
-    exit codes.
+    exit codes; a worker's refusal (an InputError: the storage gone for good, say) is raised here.
     """
     ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state, no shared DB connections
+    refusals = ctx.SimpleQueue()
     workers = [
-        ctx.Process(target=_worker_main, args=(spec, i, os.getpid()), name=f"lenet-worker-{i}")
+        ctx.Process(target=_worker_main, args=(spec, i, os.getpid(), refusals), name=f"lenet-worker-{i}")
         for i in range(spec.jobs)
     ]
     for w in workers:
@@ -224,4 +233,6 @@ def run_workers(
         raise
     for w in workers:
         w.join()
+    if not refusals.empty():
+        raise InputError(refusals.get())
     return [w.exitcode if w.exitcode is not None else -1 for w in workers]

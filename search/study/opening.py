@@ -34,15 +34,26 @@ class CreatedMeanwhile(Exception):
 
 def record_once_created(storage: BaseStorage, name: str) -> StudyRecord | None:
     """`stored_record`, waiting while another host is still writing an empty study's attributes
-    (its target comes last): None where there is no such study."""
+    (its target comes last): None where there is no such study. An empty study that stays
+    without its target for CREATION_SECONDS is a creation that was killed: it holds nothing, so
+    it is deleted, and made again by this run (one with no attribute of a record is refused: a
+    study of someone else's, as far as anything can tell)."""
     deadline = time.monotonic() + CREATION_SECONDS
+    seen = None  # the empty study as first seen: deleted only if it is still the same
     while True:
         try:
             return stored_record(storage, name)
         except StudyError:
             study_id = storage.get_study_id_from_name(name)
-            if storage.get_n_trials(study_id) > 0 or time.monotonic() > deadline:
+            if storage.get_n_trials(study_id) > 0:
                 raise  # a study with trials is not being created: foreign, refused at once
+            now = (study_id, storage.get_study_user_attrs(study_id))
+            seen = seen or now
+            if time.monotonic() > deadline:
+                if now != seen or not StudyRecord.partly_written(now[1]):
+                    raise
+                storage.delete_study(study_id)
+                return None
             time.sleep(0.1)
 
 

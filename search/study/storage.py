@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from lenet.errors import blame
 from search.errors import StorageError
+from search.study.outage import GuardedStorage, postgresql_connect_args
 
 DEFAULT_STORAGE = "sqlite:///studies/lenet.db"
 # Executors beat every HEARTBEAT s; a trial silent for GRACE s is taken over by another executor.
@@ -51,21 +52,32 @@ def make_storage(url: str) -> RDBStorage:
     `close_storage`.
     """
     engine_kwargs: dict[str, Any] = {}
+    sqlite_path = None
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
         if str(path) not in ("", ":memory:"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _use_wal(path)
+            if _read_only(path):  # listed, shown and exported as it is: no WAL, no lock files
+                url = f"sqlite:///file:{path.resolve()}?immutable=1&uri=true"
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _use_wal(path)
+        sqlite_path = str(path)
         engine_kwargs["connect_args"] = {"timeout": 60}
     elif "://" not in url:
         raise StorageError(
             f"storage {shown_url(url)!r} is not a database URL (e.g. sqlite:///studies/lenet.db, postgresql://host/db)"
         )
+    else:  # a server: its connections checked before use and bounded (search/study/outage.py)
+        engine_kwargs["pool_pre_ping"] = True
+        if url.startswith(("postgresql:", "postgresql+psycopg:", "postgres:")):
+            engine_kwargs["connect_args"] = postgresql_connect_args()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable in use
-            return RDBStorage(
+            return GuardedStorage(
                 url,
+                shown=shown_url(url),
+                sqlite_path=sqlite_path,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=HEARTBEAT_SECONDS,
                 grace_period=GRACE_SECONDS,
@@ -124,6 +136,14 @@ def _without_heartbeat(storage: Any, trial_ids: list[int]) -> list[int]:
 def close_storage(storage: RDBStorage) -> None:
     """Close the storage's pooled database connections now, not whenever it is collected."""
     storage.engine.dispose()
+
+
+def _read_only(path: Path) -> bool:
+    """Whether an existing SQLite file cannot be written: on a read-only file system, or not
+    writable by this user (root writes any file of a writable file system)."""
+    if not path.is_file():
+        return False
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY) or not os.access(path, os.W_OK)
 
 
 def _use_wal(path: Path) -> None:

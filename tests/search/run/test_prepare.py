@@ -6,13 +6,14 @@ import threading
 import optuna
 import pytest
 import torch
-from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
 
 import search.run.prepare
+import search.study.opening
 from search.records.study import study_record
 from search.run.prepare import shared_device_notes
 from search.run.spec import Placement, confirm_placement, lane_threads, worker_placements
+from search.study.outage import GuardedStorage
 from search.study.storage import make_storage
 from tests.search.cli_helpers import run_cli
 
@@ -54,7 +55,7 @@ def test_a_host_that_loses_the_race_to_create_the_study_joins_it_as_stored(tmp_p
     storage = f"sqlite:///{tmp_path}/s.db"
     assert run_cli(*tiny.optimize_args(storage, "--study", "theirs", "--seed", "7", "--trials", "1")).code == 0
     theirs = optuna.load_study(study_name="theirs", storage=storage).user_attrs
-    real_create = RDBStorage.create_new_study
+    real_create = GuardedStorage.create_new_study
 
     def create_as_the_other_host(self, directions, study_name=None):
         study_id = real_create(self, directions, study_name)
@@ -71,13 +72,38 @@ def test_a_host_that_loses_the_race_to_create_the_study_joins_it_as_stored(tmp_p
     else:
 
         def created_by_the_other_host(self, directions, study_name=None):
-            monkeypatch.setattr(RDBStorage, "create_new_study", real_create)
+            monkeypatch.setattr(GuardedStorage, "create_new_study", real_create)
             create_as_the_other_host(self, directions, study_name)
             raise optuna.exceptions.DuplicatedStudyError(study_name)
 
-        monkeypatch.setattr(RDBStorage, "create_new_study", created_by_the_other_host)
+        monkeypatch.setattr(GuardedStorage, "create_new_study", created_by_the_other_host)
     result = run_cli(*tiny.optimize_args(storage, "--study", "s", "--seed", "0", "--trials", "2"))
     assert result.code == 0, (result.err, result.exception)
     study = optuna.load_study(study_name="s", storage=storage)
     assert study_record(study).seed == 7 and len(study.trials) == 2
     assert sorted(optuna.get_all_study_names(storage)) == ["s", "theirs"]
+
+
+def test_a_creation_killed_before_its_target_is_made_again_by_the_next_run(tmp_path, tiny, monkeypatch):
+    """SIGKILL while the study's attributes were being written leaves a study with some of them
+    and no target (and no trial): the same command, run again, makes the study anew."""
+    monkeypatch.setattr(search.study.opening, "CREATION_SECONDS", 0.5)
+    storage = f"sqlite:///{tmp_path}/s.db"
+    assert run_cli(*tiny.optimize_args(storage, "--study", "theirs", "--trials", "1")).code == 0
+    attrs = optuna.load_study(study_name="theirs", storage=storage).user_attrs
+    killed = optuna.create_study(study_name="s", storage=storage)
+    for key in [k for k in attrs if k != "target"][:3]:  # as far as the killed run got
+        killed.set_user_attr(key, attrs[key])
+    result = run_cli(*tiny.optimize_args(storage, "--study", "s", "--trials", "2"))
+    assert result.code == 0, (result.err, result.exception)
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study_record(study) is not None and len(study.trials) == 2
+
+
+def test_an_empty_study_of_someone_elses_is_refused_not_deleted(tmp_path, tiny, monkeypatch):
+    monkeypatch.setattr(search.study.opening, "CREATION_SECONDS", 0.5)
+    storage = f"sqlite:///{tmp_path}/s.db"
+    optuna.create_study(study_name="s", storage=storage)
+    result = run_cli(*tiny.optimize_args(storage, "--study", "s", "--trials", "2"))
+    assert result.code == 2 and "not created by lenet-search" in result.err
+    assert optuna.get_all_study_names(storage) == ["s"]
