@@ -1,0 +1,76 @@
+"""The storage's faults on a local file: a disk that fills up mid-study and a read-only study
+file, on real small file systems (tmpfs); and which errors count as the connection failing."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import optuna
+import sqlalchemy.exc
+from optuna.trial import TrialState
+
+from search.study.outage import is_disconnect
+from tests.search.cli_helpers import run_cli
+from tests.search.run.test_reliability import FINISHED, ROOT, _command, _env, _start, _wait_mid_trial
+from tests.tmpfs import fill, small_tmpfs
+
+
+def test_what_counts_as_the_connection_failing():
+    import psycopg
+
+    dropped = sqlalchemy.exc.OperationalError("SELECT 1", {}, psycopg.OperationalError("server closed the connection"))
+    assert is_disconnect(dropped)
+    wrapped = optuna.exceptions.StorageInternalError("during the commit")
+    wrapped.__cause__ = dropped
+    assert is_disconnect(wrapped)
+    assert not is_disconnect(sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key")))
+    assert not is_disconnect(optuna.exceptions.StorageInternalError("invalid data"))
+    assert not is_disconnect(ValueError("Cannot tell a COMPLETE trial."))
+
+
+def _fields(url: str) -> dict[int, tuple]:
+    trials = optuna.load_study(study_name="lenet5-cifar10", storage=url).get_trials()
+    return {t.number: (t.state, t.value, t.params, t.user_attrs) for t in trials}
+
+
+def test_a_disk_that_fills_mid_study_is_one_line_and_the_study_resumes(tiny, tmp_path):
+    with small_tmpfs(tmp_path / "disk", "8m") as disk:
+        url = f"sqlite:///{disk}/s.db"
+        proc = _start(tiny, url, "--trials", "6")
+        _wait_mid_trial(url, proc)
+        before = {n: f for n, f in _fields(url).items() if f[0] in FINISHED}
+        filler = fill(disk)
+        out, err = proc.communicate(timeout=120)
+        lines = err.strip().splitlines()
+        assert proc.returncode == 2, err
+        assert lines[-1] == f"Error: no space left on the device holding {disk}/s.db (the study is as last written)"
+        assert "Traceback" not in err
+        filler.unlink()
+        time.sleep(4)  # the stopped run's trial goes stale (LENET_GRACE_SECONDS=3), to be taken over
+        rerun = subprocess.run(
+            _command(tiny, url, "--trials", "6"), env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert rerun.returncode == 0, rerun.stderr
+        after = _fields(url)
+        assert len([f for f in after.values() if f[0] in FINISHED]) == 6
+        assert not [f for f in after.values() if f[0] == TrialState.RUNNING]
+        assert {n: after[n] for n in before} == before
+
+
+def test_a_read_only_study_is_listed_shown_and_exported_not_written(tiny, tmp_path, finished_study):
+    with small_tmpfs(tmp_path / "ro", "16m") as ro:
+        source = finished_study[len("sqlite:///") :]
+        subprocess.run(["cp", source, str(ro / "s.db")], check=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        url = f"sqlite:///{ro}/s.db"
+        listed = run_cli("studies", "--storage", url)
+        assert listed.code == 0 and "lenet5-cifar10" in listed.out, listed.err
+        shown = run_cli("studies", "--storage", url, "show", "lenet5-cifar10")
+        assert shown.code == 0 and "6 trials" in shown.out, shown.err
+        exported = run_cli("export", "--storage", url, "-o", tmp_path / "best.json")
+        assert exported.code == 0 and (tmp_path / "best.json").is_file(), exported.err
+        refused = run_cli(*tiny.optimize_args(url, "--trials", "8"))
+        assert refused.code == 2 and refused.err.count("\n") == 1, refused.err
+        assert f"SQLite storage {ro}/s.db is read-only" in refused.err
+        assert sorted(p.name for p in ro.iterdir()) == ["s.db"]  # no WAL or lock file
