@@ -17,6 +17,7 @@ import contextlib
 import functools
 import os
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -106,15 +107,22 @@ def is_disconnect(exc: BaseException) -> bool:
 
 
 def sqlite_refusal(exc: BaseException, path: str) -> Exception | None:
-    """The one-line error for a SQLite file that cannot be written (full disk, read-only)."""
+    """The one-line error for a SQLite file that failed a call: full disk, read-only, locked
+    past its timeout, or damaged; None for an error that is not the file's (a bug, say)."""
     seen: BaseException | None = exc
     while seen is not None:
-        text = str(seen).lower()
-        if "database or disk is full" in text:
-            message = f"no space left on the device holding {path} (the study is as last written)"
-            return DiskFullError(message, path=Path(path))
-        if "readonly database" in text or "read-only" in text:
-            return StorageError(f"SQLite storage {path} is read-only: it can be listed, shown, exported, not written")
+        if isinstance(seen, sqlite3.DatabaseError) and not isinstance(seen, sqlite3.IntegrityError):
+            text = str(seen).lower()
+            if "database or disk is full" in text:
+                message = f"no space left on the device holding {path} (the study is as last written)"
+                return DiskFullError(message, path=Path(path))
+            if "readonly database" in text or "read-only" in text:
+                return StorageError(
+                    f"SQLite storage {path} is read-only: it can be listed, shown, exported, not written"
+                )
+            if "locked" in text:
+                return StorageError(f"SQLite storage {path} stayed locked by another process past its timeout ({text})")
+            return StorageError(f"SQLite storage {path} is damaged ({text}): restore it from a copy")
         seen = seen.__cause__ or seen.__context__
     return None
 

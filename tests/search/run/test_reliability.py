@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 import search.run.lane_trial
 from lenet.device import DevicePolicy
+from search.confirm.race import confirmation_of
 from search.records.trial import TrialRecord, taken_over
 from search.run.workers import run_worker
 from search.study.storage import close_storage, make_storage
@@ -99,6 +100,52 @@ def test_kill_9_mid_trial_then_rerun_completes_the_study(tiny, tmp_path):
     # its number and its place in the schedule.
     assert trials[victim.number].state in FINISHED and len(trials) == 5
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def _phase_reached(storage: str, phase: str, finished_at_start: list[int]) -> bool:
+    try:
+        study = _study(storage)
+    except KeyError:
+        return False
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in FINISHED]
+    if phase == "first seconds of a trial":
+        return any(t.state == TrialState.RUNNING and not t.intermediate_values for t in trials) and bool(finished)
+    if phase == "between trials":  # a trial just ended, the next not yet trained
+        if not finished_at_start:
+            finished_at_start.append(len(finished))
+        return len(finished) > finished_at_start[0] and not any(
+            t.state == TrialState.RUNNING and t.intermediate_values for t in trials
+        )
+    race = confirmation_of(study)
+    return bool(race and race.runs)  # during the confirmation race: a run of it stored
+
+
+@pytest.mark.parametrize("phase", ["first seconds of a trial", "between trials", "the confirmation race"])
+def test_sigkill_in_each_phase_then_the_same_command_finishes(tiny, tmp_path, phase):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    if phase == "the confirmation race":  # a target the trials reach, so that there is a race
+        args = [sys.executable, "-m", "search.cli", *tiny.optimize_args(storage, "--trials", "4")]
+    else:
+        args = _command(tiny, storage, "--trials", "4")
+    proc = subprocess.Popen(args, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[int] = []
+    deadline = time.monotonic() + 180
+    while not _phase_reached(storage, phase, seen):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"never reached {phase}"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _snapshot(t for t in _study(storage).get_trials() if t.state in FINISHED)
+    rerun = subprocess.run(args, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = _study(storage).get_trials()
+    assert len([t for t in trials if t.state in FINISHED]) == 4 and TrialState.RUNNING not in {t.state for t in trials}
+    assert {n: v for n, v in _snapshot(t for t in trials if t.state in FINISHED).items() if n in before} == before
+    if phase == "the confirmation race":
+        race = confirmation_of(_study(storage))
+        assert race is not None and race.done and "winner" in rerun.stdout
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

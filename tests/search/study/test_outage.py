@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import optuna
+import pytest
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
@@ -74,3 +75,27 @@ def test_a_read_only_study_is_listed_shown_and_exported_not_written(tiny, tmp_pa
         assert refused.code == 2 and refused.err.count("\n") == 1, refused.err
         assert f"SQLite storage {ro}/s.db is read-only" in refused.err
         assert sorted(p.name for p in ro.iterdir()) == ["s.db"]  # no WAL or lock file
+
+
+@pytest.mark.parametrize("damage", ["not a database", "pages overwritten"])
+def test_a_damaged_study_file_is_one_line(tmp_path, finished_study, damage):
+    import random
+    import shutil
+    import sqlite3
+
+    path = tmp_path / "damaged.db"
+    shutil.copy(finished_study[len("sqlite:///") :], path)
+    with sqlite3.connect(path) as conn:  # the WAL folded into the file, so the copy is whole
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    if damage == "not a database":
+        data[:100] = bytes(100)
+    else:  # the schema intact, the trials' pages not
+        rng = random.Random(1)
+        for i in range(len(data) // 2, len(data), 97):
+            data[i] = rng.randrange(256)
+    path.write_bytes(bytes(data))
+    result = run_cli("studies", "--storage", f"sqlite:///{path}", "show", "lenet5-cifar10")
+    line = result.err.strip().splitlines()[-1]
+    assert result.code == 2 and line.startswith(f"Error: SQLite storage {path} "), result.err
+    assert "not a database" in line or "damaged" in line
