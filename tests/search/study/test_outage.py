@@ -99,3 +99,20 @@ def test_a_damaged_study_file_is_one_line(tmp_path, finished_study, damage):
     line = result.err.strip().splitlines()[-1]
     assert result.code == 2 and line.startswith(f"Error: SQLite storage {path} "), result.err
     assert "not a database" in line or "damaged" in line
+
+
+def test_every_call_optunas_cache_makes_on_the_database_is_guarded():
+    """The guarded calls are named (search/study/outage.py): fail loudly when Optuna moves them."""
+    import inspect
+    import re
+
+    from optuna.storages import RDBStorage
+    from optuna.storages._cached_storage import _CachedStorage
+
+    from search.study.outage import _CALLS, GuardedStorage
+
+    made = set(re.findall(r"self\._backend\.(\w+)\(", inspect.getsource(_CachedStorage)))
+    unguarded = made - set(_CALLS) - {"get_heartbeat_interval", "get_heartbeat_stale_trial_callback"}
+    assert unguarded == set()
+    assert all(callable(getattr(RDBStorage, name)) for name in _CALLS)
+    assert all(getattr(GuardedStorage, name) is not getattr(RDBStorage, name) for name in _CALLS)
