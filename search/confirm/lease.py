@@ -34,7 +34,7 @@ from optuna.storages import RDBStorage
 
 from search.records.keys import CLAIM_BEAT, CLAIM_GENERATION, CLAIM_OWNER, CLAIM_RELEASED, STUDY_CONFIRMATION_CLAIM
 from search.study import claims
-from search.study.outage import STORAGE_FAILURES
+from search.study.outage import STORAGE_FAILURES, retried
 from search.study.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, rdb_storage
 
 # How often a host that waits for another's race reads it (the race, the claim, the heartbeat).
@@ -61,6 +61,7 @@ class Lease:
         self.subject = claims.confirmation_subject(study._study_id)
         self.generation: int | None = None  # the generation this process holds, while it races
         self._free_after = 0  # the latest generation `holder` found free: the next one is claimed
+        self.last_owner: str | None = None  # the other host whose claim `holder` read last
         self._unbeaten: dict[tuple[int, str], float] = {}  # claims seen with no heartbeat of theirs: since when
         self._lost = threading.Event()
         self._stop = threading.Event()
@@ -84,6 +85,7 @@ class Lease:
             return None
         generation, owner = latest
         self._free_after = generation
+        self.last_owner = None if owner == self.owner else owner
         if owner == self.owner:  # this process, not racing now: a claim it left (an earlier call's)
             return None
         beat = self._stored_beat()
@@ -171,8 +173,12 @@ class Lease:
 
     def _now(self) -> datetime:
         """The database's time (UTC, naive): one clock for every host, as Optuna's trial heartbeats use."""
-        with self.storage.engine.connect() as conn:
-            now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+
+        def read() -> Any:
+            with self.storage.engine.connect() as conn:
+                return conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+
+        now = retried(self.storage, read)
         if isinstance(now, str):
             now = datetime.fromisoformat(now)
         if now.tzinfo is not None:  # PostgreSQL: in the session's time zone

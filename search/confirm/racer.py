@@ -165,6 +165,12 @@ def confirm(
             race.joined = joined
             return race
         holder = lease.holder()
+        if holder is None and lease.last_owner is not None:  # released: done just now, perhaps
+            race = _race(confirmation_of(study), chosen, seeds)
+            if race.done:
+                show(race)
+                race.joined = lease.last_owner
+                return race
         if holder is None and lease.claim():
             try:
                 race = _race(confirmation_of(study), chosen, seeds)  # as stored once claimed

@@ -27,9 +27,9 @@ from search.records.trial import abandoned, placement_of, taken_over, write_fail
 from search.run.lane_trial import LaneTrial, TrialContext, TrialFailed
 from search.run.schedule import Schedule
 from search.run.spec import Placement, WorkerSpec
-from search.study.claims import claim, trial_subject
+from search.study.claims import claim, latest, trial_subject
 from search.study.outage import STORAGE_FAILURES
-from search.study.storage import HEARTBEAT_SECONDS, stale_trial_ids
+from search.study.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, stale_trial_ids
 
 TrialCallback = Callable[[FrozenTrial], None]
 # Between reads of the storage while waiting for another lane: from the first, doubling to the
@@ -117,32 +117,37 @@ class Executor:
         """Take over a trial whose executor stopped: interrupted, or its heartbeat went stale. (Tried
         when nothing else can be done, whatever this executor holds: every lane waits for it.)
 
-        The take-over is claimed (search/study/claims.py) at the generation after the one `trials`
-        shows, and the staleness is read after `trials`: of executors that look at once, one
-        claims it; one that looked before another's claim finds that generation taken."""
+        Claimed (search/study/claims.py) at the generation after the latest claimed, with the
+        evidence read after that generation: an abandonment written by the latest claim's owner,
+        or a heartbeat stale now. A claimer beats before it claims, so of executors that look at
+        once one claims it, and one that reads the generation after another's claim finds the
+        trial beating. Skipped while this executor's own beats fail (the storage away: every
+        trial looks stale then)."""
         orphans = [t for t in trials if t.state == TrialState.RUNNING and t.number not in self.held]
-        if not orphans:
+        if not orphans or self._beats.failing():
             return False
         now = time.monotonic()
         if now - self._stale_checked > HEARTBEAT_SECONDS:
             self._stale, self._stale_checked = set(stale_trial_ids(self.study)), now
-        candidates = [t for t in orphans if abandoned(t) or t._trial_id in self._stale]
-        if any(not abandoned(t) for t in candidates):  # the cached staleness may predate `trials`
-            self._stale, self._stale_checked = set(stale_trial_ids(self.study)), time.monotonic()
-        for t in candidates:
-            if not abandoned(t) and t._trial_id not in self._stale:
+        for t in orphans:
+            if not (abandoned(t) or t._trial_id in self._stale):
                 continue
-            self._stale.discard(t._trial_id)
-            generation = taken_over(t) + 1
-            if not claim(self.study._storage, trial_subject(t._trial_id), generation):
-                continue  # another executor took it over first
+            subject = trial_subject(t)
+            generation = (latest(self.study._storage, subject) or (0, ""))[0]
+            by_its_owner = abandoned(t) and taken_over(t) == generation
+            if not by_its_owner and t._trial_id not in stale_trial_ids(self.study):  # read after the generation
+                self._stale.discard(t._trial_id)
+                continue
             self.study._storage.record_heartbeat(t._trial_id)
+            if not claim(self.study._storage, subject, generation + 1):
+                continue  # another executor took it over first
             trial = optuna.Trial(self.study, t._trial_id)
-            write_taken_over(trial, generation)
-            held = LaneTrial(self.ctx, trial, generation)
+            write_taken_over(trial, generation + 1)
+            held = LaneTrial(self.ctx, trial, generation + 1)
             if placement_of(t) is not None:
                 held.take_over(t)
             self.held[t.number] = held
+            self._stale.discard(t._trial_id)
             return True
         return False
 
@@ -238,11 +243,16 @@ class _Heartbeats:
 
     def __init__(self, study: optuna.Study, trial_ids: Callable[[], list[int]]) -> None:
         self.study, self.trial_ids = study, trial_ids
+        self._failed_at = -float("inf")  # when a beat last failed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="lenet-heartbeat", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def failing(self) -> bool:
+        """Whether a beat failed within the grace period: others may have judged mine stale too."""
+        return time.monotonic() - self._failed_at < GRACE_SECONDS
 
     def stop(self) -> None:
         self._stop.set()
@@ -253,6 +263,9 @@ class _Heartbeats:
             for trial_id in list(self.trial_ids()):
                 # A beat that fails (the storage gone past its bound) ends neither this thread
                 # nor its trials: the next beat tries again, and the main thread says why it stops.
-                with warnings.catch_warnings(), contextlib.suppress(*STORAGE_FAILURES):
+                with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    self.study._storage.record_heartbeat(trial_id)
+                    try:
+                        self.study._storage.record_heartbeat(trial_id)
+                    except STORAGE_FAILURES:
+                        self._failed_at = time.monotonic()

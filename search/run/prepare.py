@@ -15,7 +15,7 @@ from lenet.config import TrainConfig
 from lenet.data import DeviceData, load_dataset
 from lenet.device import accelerator_count, hardware, resolve_device
 from lenet.errors import blame
-from search.errors import RequestError
+from search.errors import RequestError, StudyError
 from search.pruning.factory import make_pruner
 from search.records.provenance import now_text
 from search.records.study import StudyRecord
@@ -33,6 +33,8 @@ from search.space import SearchSpace, load_space
 from search.study.opening import CreatedMeanwhile, open_study, record_once_created
 from search.study.storage import close_storage, make_storage
 from search.target import DEFAULT_TARGET, calibrate, parse_target
+
+CREATION_TRIES = 3  # another host creating the study (or deleting a killed creation) that often: give up
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,16 @@ def prepare(
     with blame("storage_url"):
         storage = make_storage(r.storage_url)
     try:
-        try:
-            return _open(r, setting, storage, on_calibrate, on_clock, trial_note)
-        except CreatedMeanwhile:  # another host made the study first: join it as stored
-            return _open(r, setting, storage, on_calibrate, on_clock, trial_note)
+        for _ in range(CREATION_TRIES):
+            try:
+                return _open(r, setting, storage, on_calibrate, on_clock, trial_note)
+            except CreatedMeanwhile:  # another host made the study first: join it as stored
+                continue
+        raise StudyError(
+            f"study {r.study_name!r} was being created and deleted by other hosts {CREATION_TRIES} times "
+            "while this one opened it; run the same command again",
+            subject="study_name",
+        )
     except BaseException:
         close_storage(storage)
         raise

@@ -221,6 +221,11 @@ def run_workers(
                         on_trial(t)
             if not alive:
                 break
+            if not refusals.empty():  # one worker cannot go on (the storage gone): stop the others
+                for w in workers:
+                    if w.is_alive():
+                        w.terminate()
+                break
             time.sleep(poll_seconds)
     except Interrupted:
         # Ctrl-C reaches the workers too (same process group); a SIGTERM to this process

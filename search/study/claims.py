@@ -17,7 +17,9 @@ import weakref
 import sqlalchemy
 import sqlalchemy.exc
 from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial
 
+from search.study.outage import retried
 from search.study.storage import rdb_storage
 
 CLAIMS = sqlalchemy.Table(
@@ -34,8 +36,15 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 _created: weakref.WeakSet[sqlalchemy.engine.Engine] = weakref.WeakSet()  # this process made sure of their table
 
 
-def trial_subject(trial_id: int) -> str:
-    return f"trial:{trial_id}"
+def trial_subject(trial: FrozenTrial) -> str:
+    """A trial, by its id and start: SQLite reuses the ids of a deleted study's trials."""
+    started = trial.datetime_start.isoformat() if trial.datetime_start else ""
+    return f"trial:{trial._trial_id}:{started}"
+
+
+def creation_subject(name: str, study_id: int) -> str:
+    """The deletion of a killed creation of study `name` (its id then)."""
+    return f"creation:{name}:{study_id}"
 
 
 def confirmation_subject(study_id: int) -> str:
@@ -43,26 +52,36 @@ def confirmation_subject(study_id: int) -> str:
 
 
 def claim(storage: BaseStorage, subject: str, generation: int, owner: str = OWNER) -> bool:
-    """Claim `generation` of `subject` for `owner`: True for the one host whose row went in."""
-    engine = rdb_storage(storage).engine
-    _ensure_table(engine)
-    try:
-        with engine.begin() as conn:
-            conn.execute(CLAIMS.insert().values(subject=subject, generation=generation, owner=owner))
-    except sqlalchemy.exc.IntegrityError:
-        return False
-    return True
+    """Claim `generation` of `subject` for `owner`: True for the one host whose row went in (an
+    insert retried after a cut connection that had gone in is this host's, not another's)."""
+    rdb = rdb_storage(storage)
+    engine = rdb.engine
+
+    def insert() -> bool:
+        _ensure_table(engine)
+        try:
+            with engine.begin() as conn:
+                conn.execute(CLAIMS.insert().values(subject=subject, generation=generation, owner=owner))
+        except sqlalchemy.exc.IntegrityError:
+            return _latest(engine, subject) == (generation, owner)
+        return True
+
+    return retried(rdb, insert)
 
 
 def latest(storage: BaseStorage, subject: str) -> tuple[int, str] | None:
     """The latest generation of `subject` claimed, and its owner; None where none is."""
+    rdb = rdb_storage(storage)
+    return retried(rdb, lambda: _latest(rdb.engine, subject))
+
+
+def _latest(engine: sqlalchemy.engine.Engine, subject: str) -> tuple[int, str] | None:
     query = (
         sqlalchemy.select(CLAIMS.c.generation, CLAIMS.c.owner)
         .where(CLAIMS.c.subject == subject)
         .order_by(CLAIMS.c.generation.desc())
         .limit(1)
     )
-    engine = rdb_storage(storage).engine
     try:
         with engine.connect() as conn:
             row = conn.execute(query).first()

@@ -3,6 +3,7 @@ search (target, space, hardware), with the sampler and pruner it runs with."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 
@@ -15,6 +16,7 @@ from search.records.keys import STUDY_TARGET
 from search.records.study import StudyRecord
 from search.sampling.scheduled import ScheduledSampler
 from search.space import BUDGET
+from search.study.claims import claim, creation_subject
 
 DEFAULT_STUDY = "lenet5-cifar10"
 OBJECTIVE_NAME = "training seconds to target (s, study clock)"
@@ -34,26 +36,32 @@ class CreatedMeanwhile(Exception):
 
 def record_once_created(storage: BaseStorage, name: str) -> StudyRecord | None:
     """`stored_record`, waiting while another host is still writing an empty study's attributes
-    (its target comes last): None where there is no such study. An empty study that stays
-    without its target for CREATION_SECONDS is a creation that was killed: it holds nothing, so
-    it is deleted, and made again by this run (one with no attribute of a record is refused: a
-    study of someone else's, as far as anything can tell)."""
+    (its target comes last): None where there is no such study. An empty study whose attributes
+    stay as they are, without a target, for CREATION_SECONDS is a creation that was killed: it
+    holds nothing, so it is deleted (by one host: a claim) and made again by this run. One with
+    attributes that are not a record's is someone else's, and refused."""
     deadline = time.monotonic() + CREATION_SECONDS
-    seen = None  # the empty study as first seen: deleted only if it is still the same
+    seen = None  # the empty study's id and attributes, as last seen
     while True:
         try:
             return stored_record(storage, name)
         except StudyError:
-            study_id = storage.get_study_id_from_name(name)
-            if storage.get_n_trials(study_id) > 0:
-                raise  # a study with trials is not being created: foreign, refused at once
-            now = (study_id, storage.get_study_user_attrs(study_id))
-            seen = seen or now
-            if time.monotonic() > deadline:
-                if now != seen or not StudyRecord.partly_written(now[1]):
-                    raise
-                storage.delete_study(study_id)
-                return None
+            try:
+                study_id = storage.get_study_id_from_name(name)
+                if storage.get_n_trials(study_id) > 0:
+                    raise  # a study with trials is not being created: foreign, refused at once
+                now = (study_id, storage.get_study_user_attrs(study_id))
+            except KeyError:  # deleted meanwhile (a killed creation, by another host): look again
+                continue
+            if now[1] and not StudyRecord.partly_written(now[1]):
+                raise
+            if now != seen:  # still being written: wait on
+                seen, deadline = now, time.monotonic() + CREATION_SECONDS
+            elif time.monotonic() > deadline:
+                if claim(storage, creation_subject(name, study_id), 1):
+                    with contextlib.suppress(KeyError):
+                        storage.delete_study(study_id)
+                    return None
             time.sleep(0.1)
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
@@ -35,6 +35,7 @@ from search.errors import StorageError
 
 STORAGE_TIMEOUT_SECONDS = float(os.environ.get("LENET_STORAGE_TIMEOUT", "60"))
 STALL_SECONDS = STORAGE_TIMEOUT_SECONDS / 4  # one call in flight this long is taken for a stalled network
+T = TypeVar("T")
 _BACKOFF_SECONDS = (0.05, 2.0)  # between retries: from the first, doubling to the last
 # What a storage call raises when the database failed it (after the retries), not a bug.
 STORAGE_FAILURES = (StorageError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
@@ -87,42 +88,54 @@ def postgresql_connect_args() -> dict[str, Any]:
     }
 
 
+# PostgreSQL's SQLSTATEs of a connection lost or a transaction to run again: class 08 (connection
+# exception), the server shutting down or restarting (57P01-57P03), serialization and deadlock.
+_RETRIED_SQLSTATES = ("08", "57P01", "57P02", "57P03", "40001", "40P01")
+
+
 def is_disconnect(exc: BaseException) -> bool:
-    """Whether `exc` (or what caused it) is the database connection failing, not the call."""
+    """Whether `exc` (or what caused it) is the database connection failing, not the call: a
+    server error that is the call's (a full server disk, a bad statement) is not retried."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
             return True
-        if isinstance(seen, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
-            return True
         if isinstance(seen, sqlalchemy.exc.TimeoutError):  # the pool had no connection to give
             return True
-        if type(seen).__module__.startswith("psycopg") and {c.__name__ for c in type(seen).__mro__} & {
-            "OperationalError",
-            "InterfaceError",
-        }:
-            return True
+        if type(seen).__module__.startswith("psycopg"):
+            sqlstate = getattr(seen, "sqlstate", None)
+            if sqlstate is None:  # the driver's own: no answer from the server at all
+                return {c.__name__ for c in type(seen).__mro__} & {"OperationalError", "InterfaceError"} != set()
+            return sqlstate.startswith(_RETRIED_SQLSTATES)
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.orig is not None and seen.orig is not seen:
+            seen = seen.orig
+            continue
+        if isinstance(seen, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True  # another driver's (MySQL's): taken as the connection's
         seen = seen.__cause__ or seen.__context__
     return False
 
 
 def sqlite_refusal(exc: BaseException, path: str) -> Exception | None:
     """The one-line error for a SQLite file that failed a call: full disk, read-only, locked
-    past its timeout, or damaged; None for an error that is not the file's (a bug, say)."""
+    past its timeout, damaged or unopenable; None for an error that is not the file's (a bug)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, sqlite3.DatabaseError) and not isinstance(seen, sqlite3.IntegrityError):
-            text = str(seen).lower()
-            if "database or disk is full" in text:
+        if isinstance(seen, sqlite3.Error):
+            name = getattr(seen, "sqlite_errorname", "") or ""
+            text = str(seen)
+            if name == "SQLITE_FULL":
                 message = f"no space left on the device holding {path} (the study is as last written)"
                 return DiskFullError(message, path=Path(path))
-            if "readonly database" in text or "read-only" in text:
-                return StorageError(
-                    f"SQLite storage {path} is read-only: it can be listed, shown, exported, not written"
-                )
-            if "locked" in text:
-                return StorageError(f"SQLite storage {path} stayed locked by another process past its timeout ({text})")
-            return StorageError(f"SQLite storage {path} is damaged ({text}): restore it from a copy")
+            if name.startswith("SQLITE_READONLY"):
+                return StorageError(f"SQLite storage {path} is read-only: it can be listed, shown and exported")
+            if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                return StorageError(f"SQLite storage {path} stayed locked by another process past its timeout")
+            if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "could not decode" in text.lower():
+                return StorageError(f"SQLite storage {path} is damaged ({text}): restore it from a copy")
+            if name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR")):
+                return StorageError(f"SQLite storage {path} cannot be read or written ({text})")
+            return None
         seen = seen.__cause__ or seen.__context__
     return None
 
@@ -133,43 +146,54 @@ class GuardedStorage(RDBStorage):
 
     def __init__(self, url: str, *, shown: str, sqlite_path: str | None, **kwargs: Any) -> None:
         self._shown, self._sqlite_path = shown, sqlite_path
+        self._gone: str | None = None  # why a call gave up on the server (see `retried`)
         super().__init__(url, **kwargs)
         if sqlite_path is None:
             _Watchdog.watch(self.engine)
 
-    def _refused(self, exc: Exception) -> Exception | None:
-        return sqlite_refusal(exc, self._sqlite_path) if self._sqlite_path is not None else None
+
+def retried(storage: Any, attempt: Callable[[], T]) -> T:
+    """`attempt()`, a call on `storage`'s database, guarded as the module docstring says (as it
+    is, where `storage` is no GuardedStorage). After one call gave up, the storage is taken
+    for gone: the process is ending on that error, and later calls (its clean-up) fail at once
+    with it instead of waiting out the bound again."""
+    if not isinstance(storage, GuardedStorage):
+        return attempt()
+    if storage._gone is not None:  # the process is ending on it: its clean-up does not wait again
+        raise StorageError(storage._gone)
+    deadline = None
+    delay = _BACKOFF_SECONDS[0]
+    while True:
+        try:
+            if storage._sqlite_path is not None:
+                return attempt()
+            with _Watchdog.call(storage.engine):
+                return attempt()
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            if storage._sqlite_path is not None:
+                refusal = sqlite_refusal(exc, storage._sqlite_path)
+                if refusal is None:
+                    raise
+                raise refusal from exc
+            if not is_disconnect(exc):
+                raise
+            now = time.monotonic()
+            deadline = deadline or now + STORAGE_TIMEOUT_SECONDS
+            if now >= deadline:
+                storage._gone = (
+                    f"storage {storage._shown} did not answer for {STORAGE_TIMEOUT_SECONDS:.0f} s "
+                    f"({_first_line(exc)}); the study is as last written: run the same command again "
+                    "once the server is back"
+                )
+                raise StorageError(storage._gone) from exc
+            time.sleep(min(delay, deadline - now))
+            delay = min(2 * delay, _BACKOFF_SECONDS[1])
 
 
 def _guarded(call: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(call)
     def guarded(self: GuardedStorage, *args: Any, **kwargs: Any) -> Any:
-        deadline = None
-        delay = _BACKOFF_SECONDS[0]
-        while True:
-            try:
-                if self._sqlite_path is not None:
-                    return call(self, *args, **kwargs)
-                with _Watchdog.call(self.engine):
-                    return call(self, *args, **kwargs)
-            except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-                if self._sqlite_path is not None:
-                    refusal = self._refused(exc)
-                    if refusal is None:
-                        raise
-                    raise refusal from exc
-                if not is_disconnect(exc):
-                    raise
-                now = time.monotonic()
-                deadline = deadline or now + STORAGE_TIMEOUT_SECONDS
-                if now >= deadline:
-                    raise StorageError(
-                        f"storage {self._shown} did not answer for {STORAGE_TIMEOUT_SECONDS:.0f} s "
-                        f"({_first_line(exc)}); the study is as last written: run the same command again "
-                        "once the server is back"
-                    ) from exc
-                time.sleep(min(delay, deadline - now))
-                delay = min(2 * delay, _BACKOFF_SECONDS[1])
+        return retried(self, lambda: call(self, *args, **kwargs))
 
     return guarded
 
@@ -188,12 +212,15 @@ def _first_line(exc: BaseException) -> str:
 
 class _Watchdog:
     """One thread per process: a storage call in flight for longer than STALL_SECONDS (one Optuna
-    call is one short transaction) has every connection of its engine shut, so that whatever
-    it blocks on (a query, a commit, the pool's ping) fails, and is retried, instead of waiting
-    for ever on a network that holds its bytes."""
+    call is one short transaction) has the connections it holds shut, or, holding none (stuck
+    in the pool's ping), every connection of its engine no other call holds, so that what it
+    blocks on fails, and is retried, instead of waiting for ever on a network that holds its
+    bytes. Shut under the lock that `close` takes: a closed connection's descriptor is never
+    shut after its number was reused."""
 
     _lock = threading.Lock()
     _connections: dict[int, dict[int, Any]] = {}  # id(engine) -> id(DBAPI connection) -> it
+    _held: dict[int, set[int]] = {}  # thread -> ids of the connections it has checked out
     _calls: dict[int, tuple[float, int]] = {}  # thread -> (call started, id(engine))
     _thread: threading.Thread | None = None
 
@@ -209,10 +236,23 @@ class _Watchdog:
         def closed(dbapi_connection: Any, record: Any) -> None:
             with cls._lock:
                 cls._connections[key].pop(id(dbapi_connection), None)
+                for held in cls._held.values():
+                    held.discard(id(dbapi_connection))
+
+        def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            with cls._lock:
+                cls._held.setdefault(threading.get_ident(), set()).add(id(dbapi_connection))
+
+        def checked_in(dbapi_connection: Any, record: Any) -> None:
+            with cls._lock:
+                for held in cls._held.values():
+                    held.discard(id(dbapi_connection))
 
         sqlalchemy.event.listen(engine, "connect", connected)
         sqlalchemy.event.listen(engine, "close", closed)
         sqlalchemy.event.listen(engine, "close_detached", lambda c: closed(c, None))
+        sqlalchemy.event.listen(engine, "checkout", checked_out)
+        sqlalchemy.event.listen(engine, "checkin", checked_in)
         engine.dispose()  # the connections Optuna opened before these listeners: replaced by watched ones
         with cls._lock:
             if cls._thread is None or not cls._thread.is_alive():
@@ -241,13 +281,17 @@ class _Watchdog:
             time.sleep(min(1.0, STALL_SECONDS / 4))
             now = time.monotonic()
             with cls._lock:
-                engines = {key for started, key in cls._calls.values() if now - started > STALL_SECONDS}
-                for thread, (_, key) in list(cls._calls.items()):
-                    if key in engines:
-                        cls._calls[thread] = (now, key)  # cut once per stall, not every tick
-                stalled = [c for key in engines for c in cls._connections.get(key, {}).values()]
-            for connection in stalled:
-                _shut(connection)
+                for thread, (started, key) in list(cls._calls.items()):
+                    if now - started <= STALL_SECONDS:
+                        continue
+                    cls._calls[thread] = (now, key)  # cut once per stall, not every tick
+                    connections = cls._connections.get(key, {})
+                    held = cls._held.get(thread, set()) & set(connections)
+                    if not held:  # in the ping or a connect: what no other call holds
+                        others = set().union(*(h for t, h in cls._held.items() if t != thread))
+                        held = set(connections) - others
+                    for ident in held:
+                        _shut(connections[ident])
 
 
 def _shut(dbapi_connection: Any) -> None:

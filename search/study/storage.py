@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import urllib.parse
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from optuna.trial import TrialState
 
 from lenet.errors import blame
 from search.errors import StorageError
-from search.study.outage import GuardedStorage, postgresql_connect_args
+from search.study.outage import GuardedStorage, postgresql_connect_args, retried
 
 DEFAULT_STORAGE = "sqlite:///studies/lenet.db"
 # Executors beat every HEARTBEAT s; a trial silent for GRACE s is taken over by another executor.
@@ -56,8 +57,8 @@ def make_storage(url: str) -> RDBStorage:
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
         if str(path) not in ("", ":memory:"):
-            if _read_only(path):  # listed, shown and exported as it is: no WAL, no lock files
-                url = f"sqlite:///file:{path.resolve()}?immutable=1&uri=true"
+            if _read_only(path):  # listed, shown and exported as it is, written by nothing
+                url = _read_only_url(path)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 _use_wal(path)
@@ -128,14 +129,34 @@ def _without_heartbeat(storage: Any, trial_ids: list[int]) -> list[int]:
 
     rdb = rdb_storage(storage)
     query = sqlalchemy.select(TrialHeartbeatModel.trial_id).where(TrialHeartbeatModel.trial_id.in_(trial_ids))
-    with rdb.engine.connect() as conn:
-        beating = {row[0] for row in conn.execute(query)}
+
+    def read() -> set[int]:
+        with rdb.engine.connect() as conn:
+            return {row[0] for row in conn.execute(query)}
+
+    beating = retried(rdb, read)
     return [i for i in trial_ids if i not in beating]
 
 
 def close_storage(storage: RDBStorage) -> None:
     """Close the storage's pooled database connections now, not whenever it is collected."""
     storage.engine.dispose()
+
+
+def _read_only_url(path: Path) -> str:
+    """A read-only SQLite file's URL: immutable on a read-only file system (no lock or -shm file
+    can be made there; a -wal file left holding changes is refused, as it would not be read),
+    else read-only mode (its owner may be writing it)."""
+    quoted = urllib.parse.quote(str(path.resolve()))
+    if not os.statvfs(path).f_flag & os.ST_RDONLY:
+        return f"sqlite:///file:{quoted}?mode=ro&uri=true"
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise StorageError(
+            f"SQLite storage {path} is on a read-only file system with changes left in {wal.name}: "
+            "open it once where it can be written"
+        )
+    return f"sqlite:///file:{quoted}?immutable=1&uri=true"
 
 
 def _read_only(path: Path) -> bool:

@@ -41,7 +41,7 @@ def test_of_executors_that_see_one_orphan_at_once_one_takes_it_over(tiny, tmp_pa
         assert list(first.held) == [orphan.number] and second.held == {}
         stored = study.get_trials(deepcopy=False)[orphan.number]
         assert taken_over(stored) == 1 and not abandoned(stored)
-        assert latest(storage, trial_subject(orphan._trial_id))[0] == 1
+        assert latest(storage, trial_subject(stored))[0] == 1
 
         # The first stops in turn: the next executor claims the next generation, and the first,
         # had it gone on (stopped past the grace period, then continued), lets the trial go.

@@ -6,6 +6,7 @@ its stacks (PYTHONFAULTHANDLER)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import pytest
 import sqlalchemy.engine
 from optuna.trial import TrialState
 
+from search.records.trial import TrialRecord
 from tests.search.run.proxy import StallingProxy
 from tests.search.run.test_reliability import FINISHED, ROOT, _command, _env, _wait_mid_trial
 
@@ -64,7 +66,11 @@ def _finished(fields: dict[int, tuple]) -> dict[int, tuple]:
 def _check_whole(url: str, name: str, before: dict[int, tuple]) -> None:
     after = _fields(url, name)
     states = [f[0] for f in after.values()]
-    assert len(_finished(after)) == TRIALS and TrialState.RUNNING not in states and TrialState.FAIL not in states
+    assert len(_finished(after)) == TRIALS and TrialState.RUNNING not in states
+    # A trial creation retried after a cut whose commit had gone in steps back unstarted, as surplus.
+    trials = optuna.load_study(study_name=name, storage=url).get_trials()
+    failed = [TrialRecord.of(t).outcome for t in trials if t.state == TrialState.FAIL]
+    assert set(failed) <= {"surplus"}, failed
     assert {n: after[n] for n in before} == before  # what had finished is as it was
 
 
@@ -94,7 +100,9 @@ def test_a_study_rides_out_its_server_restarted_or_its_backends_killed(tiny, pos
     finally:
         if proc.poll() is None:
             proc.kill()
-        optuna.delete_study(study_name=name, storage=postgres_url)
+        subprocess.run(["pg_ctlcluster", *cluster, "start"], capture_output=True, timeout=60)  # up, whatever failed
+        with contextlib.suppress(Exception):
+            optuna.delete_study(study_name=name, storage=postgres_url)
 
 
 def _through(proxy: StallingProxy, url: str) -> str:

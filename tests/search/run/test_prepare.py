@@ -54,7 +54,7 @@ def test_a_host_that_loses_the_race_to_create_the_study_joins_it_as_stored(tmp_p
     before it creates one: this run joins that study either way."""
     storage = f"sqlite:///{tmp_path}/s.db"
     assert run_cli(*tiny.optimize_args(storage, "--study", "theirs", "--seed", "7", "--trials", "1")).code == 0
-    theirs = optuna.load_study(study_name="theirs", storage=storage).user_attrs
+    theirs = study_record(optuna.load_study(study_name="theirs", storage=storage)).items()  # as a creator writes
     real_create = GuardedStorage.create_new_study
 
     def create_as_the_other_host(self, directions, study_name=None):
@@ -100,10 +100,65 @@ def test_a_creation_killed_before_its_target_is_made_again_by_the_next_run(tmp_p
     assert study_record(study) is not None and len(study.trials) == 2
 
 
-def test_an_empty_study_of_someone_elses_is_refused_not_deleted(tmp_path, tiny, monkeypatch):
+def test_a_study_of_someone_elses_is_refused_and_an_empty_one_made_anew(tmp_path, tiny, monkeypatch):
+    """No trial and attributes that are not a record's: someone else's, refused and kept. No
+    trial and no attribute at all (a creation killed before its first): made again."""
     monkeypatch.setattr(search.study.opening, "CREATION_SECONDS", 0.5)
     storage = f"sqlite:///{tmp_path}/s.db"
-    optuna.create_study(study_name="s", storage=storage)
-    result = run_cli(*tiny.optimize_args(storage, "--study", "s", "--trials", "2"))
+    optuna.create_study(study_name="theirs", storage=storage).set_user_attr("owner", "alice")
+    result = run_cli(*tiny.optimize_args(storage, "--study", "theirs", "--trials", "2"))
     assert result.code == 2 and "not created by lenet-search" in result.err
-    assert optuna.get_all_study_names(storage) == ["s"]
+    assert optuna.load_study(study_name="theirs", storage=storage).user_attrs == {"owner": "alice"}
+    optuna.create_study(study_name="empty", storage=storage)
+    result = run_cli(*tiny.optimize_args(storage, "--study", "empty", "--trials", "2"))
+    assert result.code == 0, result.err
+    assert len(optuna.load_study(study_name="empty", storage=storage).trials) == 2
+
+
+def test_sigkill_while_the_study_is_being_created_then_the_same_command_finishes(tmp_path, tiny):
+    """A real `optimize` process, its attribute writes slowed so that the kill lands between
+    them (a child that patches the storage, then runs the command line), killed with SIGKILL
+    while creating the study; the same command then makes the study and finishes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from search.records.study import StudyRecord
+    from tests.search.run.test_reliability import ROOT, _env
+
+    storage = f"sqlite:///{tmp_path}/s.db"
+    args = tiny.optimize_args(storage, "--trials", "2")
+    slowed = (
+        "import sys, time\n"
+        "from search.study.outage import GuardedStorage\n"
+        "real = GuardedStorage.set_study_user_attr\n"
+        "GuardedStorage.set_study_user_attr = lambda self, *a: (time.sleep(0.5), real(self, *a))[1]\n"
+        "from search.cli.main import main\n"
+        f"sys.argv = ['lenet-search', *{[str(a) for a in args]!r}]\n"
+        "main()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", slowed], env=_env(), cwd=ROOT)
+    deadline = time.monotonic() + 120
+    try:
+        while True:  # until some of the record is written, and not its target
+            assert proc.poll() is None and time.monotonic() < deadline
+            try:
+                attrs = optuna.load_study(study_name="lenet5-cifar10", storage=storage).user_attrs
+            except KeyError:
+                attrs = {}
+            if StudyRecord.partly_written(attrs):
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert study_record(optuna.load_study(study_name="lenet5-cifar10", storage=storage)) is None  # as killed
+    rerun = subprocess.run(
+        [sys.executable, "-m", "search.cli", *map(str, args)], env=_env(), cwd=ROOT, capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    study = optuna.load_study(study_name="lenet5-cifar10", storage=storage)
+    assert study_record(study) is not None and len(study.trials) == 2

@@ -103,7 +103,7 @@ def test_a_study_stored_before_evals_per_epoch_counts_as_once_an_epoch(tmp_path)
 def test_a_study_not_made_by_lenet_search_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(search.study.opening, "CREATION_SECONDS", 0.3)  # an empty one might be being created
     storage = make_storage(f"sqlite:///{tmp_path}/s.db")
-    optuna.create_study(study_name="s", storage=storage)
+    optuna.create_study(study_name="s", storage=storage).set_user_attr("owner", "alice")
     with pytest.raises(StudyError, match="not created by lenet-search"):
         _open(storage, _record())
 

@@ -3,6 +3,7 @@ file, on real small file systems (tmpfs); and which errors count as the connecti
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 
@@ -39,10 +40,14 @@ def test_a_disk_that_fills_mid_study_is_one_line_and_the_study_resumes(tiny, tmp
     with small_tmpfs(tmp_path / "disk", "8m") as disk:
         url = f"sqlite:///{disk}/s.db"
         proc = _start(tiny, url, "--trials", "6")
-        _wait_mid_trial(url, proc)
-        before = {n: f for n, f in _fields(url).items() if f[0] in FINISHED}
-        filler = fill(disk)
-        out, err = proc.communicate(timeout=120)
+        try:
+            _wait_mid_trial(url, proc)
+            before = {n: f for n, f in _fields(url).items() if f[0] in FINISHED}
+            filler = fill(disk)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
         lines = err.strip().splitlines()
         assert proc.returncode == 2, err
         assert lines[-1] == f"Error: no space left on the device holding {disk}/s.db (the study is as last written)"
@@ -62,6 +67,8 @@ def test_a_disk_that_fills_mid_study_is_one_line_and_the_study_resumes(tiny, tmp
 def test_a_read_only_study_is_listed_shown_and_exported_not_written(tiny, tmp_path, finished_study):
     with small_tmpfs(tmp_path / "ro", "16m") as ro:
         source = finished_study[len("sqlite:///") :]
+        with sqlite3.connect(source) as conn:  # the WAL folded into the file, so the copy is whole
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         subprocess.run(["cp", source, str(ro / "s.db")], check=True)
         subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
         url = f"sqlite:///{ro}/s.db"
@@ -81,7 +88,6 @@ def test_a_read_only_study_is_listed_shown_and_exported_not_written(tiny, tmp_pa
 def test_a_damaged_study_file_is_one_line(tmp_path, finished_study, damage):
     import random
     import shutil
-    import sqlite3
 
     path = tmp_path / "damaged.db"
     shutil.copy(finished_study[len("sqlite:///") :], path)
