@@ -29,12 +29,20 @@ def summarise(study: optuna.Study) -> dict:
     return {
         "trials": len(records),
         "outcomes": Counter(r.outcome or "?" for r in records),
+        "train_by_outcome": _by_outcome(records),
         "train_seconds": sum(r.clock_seconds for r in records),
         "measured_seconds": sum(r.measured_seconds for r in records),
         "images": sum(r.images for r in records),
         "best": TrialRecord.of(best) if best else None,
         "confirmed": _confirmed_winner(study),
     }
+
+
+def _by_outcome(records: list[TrialRecord]) -> Counter:
+    seconds = Counter()
+    for r in records:
+        seconds[r.outcome or "?"] += r.clock_seconds
+    return seconds
 
 
 def _confirmed_winner(study: optuna.Study) -> tuple[CandidateSummary, list[int]] | None:
@@ -50,6 +58,7 @@ def describe(name: str, s: dict) -> None:
         f"  training spent: {s['train_seconds']:.0f} s in the study's clock ({s['measured_seconds']:.0f} s measured), "
         f"{s['images'] / 1e6:.1f} M images"
     )
+    print("  training by outcome: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["train_by_outcome"].most_common()))
     best = s["best"]
     if best is None:
         print("  no trial reached the target")

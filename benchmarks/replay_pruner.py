@@ -2,6 +2,7 @@
 
     python benchmarks/replay_pruner.py --storage sqlite:///studies/compare.db unpruned-30
     python benchmarks/replay_pruner.py --storage sqlite:///studies/compare.db unpruned-30 --min-epochs 2 --jitter 30
+    python benchmarks/replay_pruner.py --storage sqlite:///studies/compare.db unpruned-30 --behind-margin 1   # rule off
 
 Takes a study run with `--pruner none` (whose trials ran to the target or their budget), feeds
 each trial's curve, in trial order, to a pruner in an in-memory study, and prints how much of
@@ -15,6 +16,11 @@ compare trials at equal training time can hinge on a fraction of a second, so `-
 replays N times with each trial's seconds scaled by a random factor within +-8 % (the spread
 of epoch times measured on the 2-core machine) and prints the median and the range, and how
 often the best was kept.
+
+It also counts the would-be winners a setting stops: for every pair of trials that reached the
+target, the slower one as the study's only finished trial (its leader), is the faster one
+stopped? A bound on how often the rules that compare with the leader stop a trial that would
+have won, over many more leaders than one study's history has.
 """
 
 from __future__ import annotations
@@ -34,53 +40,93 @@ from search.records.study import study_record
 from search.records.trial import TrialRecord, write_curve
 
 
+def _scaled(curve: list[dict], factor: float) -> list[dict]:
+    return [
+        {
+            **p,
+            POINT_TRAIN_SECONDS: p[POINT_TRAIN_SECONDS] * factor,
+            POINT_CLOCK_SECONDS: p[POINT_CLOCK_SECONDS] * factor,
+        }
+        for p in curve
+    ]
+
+
+def _feed(
+    study: optuna.Study, pruner: SaturationPruner, past: TrialRecord, curve: list[dict], target: float
+) -> tuple[str, int]:
+    """Ask a trial with `past`'s config and report `curve` evaluation by evaluation until it
+    reaches the target or the pruner stops it: (outcome, evaluations trained). Not told."""
+    trial = study.ask()
+    trial.set_user_attr(CONFIG, past.config.to_dict() if past.config else None)
+    for i in range(1, len(curve) + 1):
+        write_curve(trial, curve[:i])
+        trial.report(1 - curve[i - 1][POINT_VAL_ACCURACY], i)
+        if curve[i - 1][POINT_VAL_ACCURACY] >= target:
+            return "reached", i
+        if trial.should_prune():
+            return pruner.decision_for(trial.number).rule, i
+    return "budget", len(curve)
+
+
+def _records(source: optuna.Study) -> list[TrialRecord]:
+    return sorted((r for r in map(TrialRecord.of, source.trials) if r.curve), key=lambda r: r.number)
+
+
 def replay(source: optuna.Study, target: float, *, scale=None, **settings) -> tuple[float, float | None, Counter]:
     """(fraction of training time saved, best time to target kept, outcomes by rule)."""
     pruner = SaturationPruner(target, **settings)
     study = optuna.create_study(direction="minimize", pruner=pruner)
     spent = total = 0.0
     best, outcomes = None, Counter()
-    records = sorted((r for r in map(TrialRecord.of, source.trials) if r.curve), key=lambda r: r.number)
-    for past in records:
+    for past in _records(source):
         factor = scale() if scale else 1.0
-        curve = [
-            {
-                **p,
-                POINT_TRAIN_SECONDS: p[POINT_TRAIN_SECONDS] * factor,
-                POINT_CLOCK_SECONDS: p[POINT_CLOCK_SECONDS] * factor,
-            }
-            for p in past.curve
-        ]
-        trial = study.ask()
-        trial.set_user_attr(CONFIG, past.config.to_dict() if past.config else None)
-        outcome, at = "budget", len(curve)
-        for i in range(1, len(curve) + 1):
-            write_curve(trial, curve[:i])
-            trial.report(1 - curve[i - 1][POINT_VAL_ACCURACY], i)
-            if curve[i - 1][POINT_VAL_ACCURACY] >= target:
-                outcome, at = "reached", i
-                break
-            if trial.should_prune():
-                outcome, at = pruner.decision_for(trial.number).rule, i
-                break
+        curve = _scaled(past.curve, factor)
+        outcome, at = _feed(study, pruner, past, curve, target)
         spent += curve[at - 1][POINT_CLOCK_SECONDS]
         total += curve[-1][POINT_CLOCK_SECONDS]  # what the unpruned trial spent (it ran its whole curve)
         outcomes[outcome] += 1
+        trial = study.trials[-1]
         if outcome == "reached":
             # The same curve reached the target at the same evaluation as in the source study,
             # so its time to target is the source's (interpolated, in its clock).
             seconds = (past.clock_seconds_to_target or curve[at - 1][POINT_CLOCK_SECONDS]) * factor
-            study.tell(trial, seconds)
+            study.tell(trial.number, seconds)
             best = seconds if best is None else min(best, seconds)
         else:
-            study.tell(trial, state=TrialState.PRUNED)
+            study.tell(trial.number, state=TrialState.PRUNED)
     return 1 - spent / total, best, outcomes
+
+
+def winners_stopped(source: optuna.Study, target: float, **settings) -> tuple[int, list[tuple[int, int, str]]]:
+    """Every pair of trials that reached the target, the slower one the only finished trial (the
+    leader): would the pruner stop the faster one, a trial that would have won? (pairs, [(faster,
+    leader, rule) for each stopped])."""
+    reached = [r for r in _records(source) if r.clock_seconds_to_target is not None]
+    pairs, stopped = 0, []
+    for leader in reached:
+        for faster in (r for r in reached if r.clock_seconds_to_target < leader.clock_seconds_to_target):
+            pairs += 1
+            pruner = SaturationPruner(target, **settings)
+            study = optuna.create_study(direction="minimize", pruner=pruner)
+            trial = study.ask()
+            trial.set_user_attr(CONFIG, leader.config.to_dict() if leader.config else None)
+            write_curve(trial, leader.curve)
+            study.tell(trial, leader.clock_seconds_to_target)
+            outcome, _ = _feed(study, pruner, faster, faster.curve, target)
+            if outcome != "reached":
+                stopped.append((faster.number, leader.number, outcome))
+    return pairs, stopped
 
 
 # SaturationPruner's settings that can be replayed with other values; defaults are its own.
 TUNABLE = (
     "chance_epochs",
+    "chance_early_epochs",
+    "chance_steps",
     "lookahead",
+    "behind_from",
+    "behind_ratio",
+    "behind_margin",
     "min_peers",
     "min_epochs",
     "peer_quantile",
@@ -115,6 +161,11 @@ def main() -> None:
     print(
         f"best time to target kept: {best if best is None else round(best, 1)} s "
         f"(the unpruned study's: {unpruned_best if unpruned_best is None else round(unpruned_best, 1)} s)"
+    )
+    pairs, stopped = winners_stopped(source, target, **settings)
+    print(
+        f"would-be winners stopped: {len(stopped)} of {pairs} pairs (a faster trial against a slower leader)"
+        + "".join(f"; trial {f} against {lead} ({rule})" for f, lead, rule in stopped[:8])
     )
     if args.jitter:
         rng = random.Random(1)

@@ -19,7 +19,7 @@ from search.records.trial import CurvePoint
 
 @dataclass(frozen=True)
 class Decision:
-    rule: str  # diverged | cannot_win | underfit | plateau | out_of_reach, or an Optuna pruner's name
+    rule: str  # diverged | cannot_win | behind | underfit | plateau | out_of_reach, or an Optuna pruner's name
     reason: str
     # cannot_win only: a lower bound on the trial's time to target, the best time it was
     # stopped at (its "cap"); see search/sampling/capped.py for what the sampler makes of it.

@@ -1,30 +1,38 @@
 """The project's pruner: stop trials that cannot become the fastest to reach the target.
 
-Five rules, checked in this order at every evaluation, each leaving a reason in the trial:
+Six rules, checked in this order at every evaluation, each leaving a reason in the trial:
 
-1. diverged: validation accuracy still at chance level after the first epoch (a NaN or
-   infinite loss is caught by the training loop itself);
+1. diverged: validation accuracy still at chance level after the first epoch, or after half
+   an epoch that took at least `chance_steps` optimizer steps (a small batch's: a large
+   batch's half epoch is too few steps to tell a slow start from none). A NaN or infinite
+   loss is caught by the training loop itself;
 2. cannot win: the trial has trained longer than the best time-to-target found so far in the
    study's clock without reaching the target. Time to target is interpolated between the
    evaluations that bracket the crossing, so the crossing of a trial still below the target
    lies after its last evaluation: it can no longer beat the best. (`lookahead` prunes
    earlier, on the bet that the next evaluation will not cross in time; off by default.)
    The rule applies from the first completed trial;
-3. underfit: clearly behind its finished peers at equal *training time* (not equal epoch:
+3. behind the leader: from 30 % of the leader's time to target on, its distance to the target
+   is more than 1.25 times (plus 2 points) the leader's distance at the same time in the
+   clock, with no more learning-rate decays to come before the leader's time than the leader
+   had from that point on: it would have to gain much more than the leader did in what is
+   left of the leader's time, with no more help from decays;
+4. underfit: clearly behind its finished peers at equal *training time* (not equal epoch:
    an epoch at batch 32 costs more time than one at batch 2048), once enough peers exist;
-4. plateaued: no real improvement over the last epochs while still below the target;
-5. out of reach: even gaining as fast as over its last epochs, it would not reach the target
+5. plateaued: no real improvement over the last epochs while still below the target;
+6. out of reach: even gaining as fast as over its last epochs, it would not reach the target
    before it loses to the best time-to-target (or runs out of epochs). Learning curves
    flatten between learning-rate decays, so this linear extrapolation is optimistic; a decay
    lifts the curve by a step no extrapolation foresees, so the rule waits while one is still
    to come before that point.
 
-The windows of rules 1, 3, 4 and 5 are in epochs, not evaluations, so that evaluating more
+The windows of rules 1, 4, 5 and 6 are in epochs, not evaluations, so that evaluating more
 often (`evals_per_epoch`) gives the rules more chances to decide without making them judge
 on shorter stretches of a noisy curve.
 
 Trials store their learning curve (search/records/trial.py) before asking whether to prune;
-rule 5 also reads the trial's config (step_size, gamma, max_epochs).
+rules 3 and 6 also read the trials' configs (step_size, gamma, max_epochs).
+The settings were chosen by exact replays of unpruned studies (docs/search.md, "Cheaper search").
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from optuna.trial import FrozenTrial
 
 from search.pruning.curves import EPS, best_so_far_at, curve_epochs, curve_points, epochs_text, window_start
 from search.pruning.decision import Decision, ExplainingPruner
+from search.records.keys import POINT_STEP
 from search.records.trial import TrialRecord, curve_of
 from search.study.queries import FINISHED, best_completed
 
@@ -50,10 +59,18 @@ class SaturationSettings:
     chance: float = 0.1
     chance_margin: float = 0.05
     chance_epochs: float = 1.0
+    # ... or from chance_early_epochs once they took this many steps (batch 128's half epoch is 176).
+    chance_early_epochs: float = 0.5
+    chance_steps: int = 150
     # Rule 2 may look this fraction of the shortest interval between evaluations ahead. Off: time
     # to target is interpolated between evaluations, so a trial whose next evaluation comes
     # after the leader's time can still cross the target before it.
     lookahead: float = 0.0
+    # Rule 3 judges from this fraction of the leader's time to target; it prunes a trial whose
+    # distance to the target is more than behind_ratio times the leader's then, plus behind_margin.
+    behind_from: float = 0.3
+    behind_ratio: float = 1.25
+    behind_margin: float = 0.02  # 1 turns the behind-the-leader rule off
     min_peers: int = 3
     # Underfit is judged from the first epoch's end: the replays kept every best (docs/search.md, "Trust, third round").
     min_epochs: float = 1.0
@@ -64,12 +81,22 @@ class SaturationSettings:
     reach_epochs: float = 3.0  # 0 turns the out-of-reach rule off
 
     def __post_init__(self) -> None:
-        for name in ("chance", "chance_margin", "peer_quantile", "underfit_margin", "plateau_delta"):
+        for name in ("chance", "chance_margin", "peer_quantile", "underfit_margin", "plateau_delta", "behind_margin"):
             _check_range(name, getattr(self, name), 0, 1)
-        for name in ("lookahead", "chance_epochs", "min_epochs", "plateau_epochs", "reach_epochs"):
+        for name in (
+            "lookahead",
+            "behind_from",
+            "behind_ratio",
+            "chance_epochs",
+            "min_epochs",
+            "plateau_epochs",
+            "reach_epochs",
+        ):
             _check_range(name, getattr(self, name), 0, math.inf)
-        if isinstance(self.min_peers, bool) or not isinstance(self.min_peers, int) or self.min_peers < 1:
-            raise ValueError(f"min_peers must be an integer of at least 1, got {self.min_peers!r}")
+        for name, low in (("min_peers", 1), ("chance_steps", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -79,6 +106,7 @@ class _Progress:
     number: int
     points: list[tuple[float, float]]  # (seconds in the study's clock, validation accuracy)
     epochs: list[float]
+    steps: int  # optimizer steps so far
     best: float  # best validation accuracy so far
 
     @property
@@ -105,7 +133,9 @@ class SaturationPruner(ExplainingPruner):
         if not curve:
             return None
         points = curve_points(trial)
-        now = _Progress(trial.number, points, curve_epochs(curve), max(a for _, a in points))
+        now = _Progress(
+            trial.number, points, curve_epochs(curve), curve[-1].get(POINT_STEP, 0), max(a for _, a in points)
+        )
         if now.best >= self.target:
             return None  # it has reached the target: the objective completes it
         diverged = self._diverged(now)
@@ -115,20 +145,26 @@ class SaturationPruner(ExplainingPruner):
         leader = best_completed(finished)
         return (
             self._cannot_win(now, leader)
+            or self._behind(trial, now, leader)
             or self._underfit(now, finished)
             or self._plateau(now)
             or self._out_of_reach(trial, now, leader)
         )
 
     def _diverged(self, now: _Progress) -> Decision | None:
-        """Rule 1: validation accuracy still at chance level after the first epoch."""
+        """Rule 1: validation accuracy still at chance level after the first epoch, or after a
+        half epoch of enough steps."""
         s = self.settings
-        if now.epoch >= s.chance_epochs - EPS and now.best < s.chance + s.chance_margin:
-            return Decision(
-                "diverged",
-                f"diverged: validation accuracy {now.best:.3f} is still at chance level after {epochs_text(now.epoch)}",
-            )
-        return None
+        if now.best >= s.chance + s.chance_margin:
+            return None
+        early = now.epoch >= s.chance_early_epochs - EPS and now.steps >= s.chance_steps
+        if now.epoch < s.chance_epochs - EPS and not early:
+            return None
+        return Decision(
+            "diverged",
+            f"diverged: validation accuracy {now.best:.3f} is still at chance level after {epochs_text(now.epoch)} "
+            f"({now.steps} steps)",
+        )
 
     def _cannot_win(self, now: _Progress, leader: FrozenTrial | None) -> Decision | None:
         """Rule 2: it has trained the leader's time to target without reaching the target."""
@@ -153,8 +189,42 @@ class SaturationPruner(ExplainingPruner):
             )
         return None
 
+    def _behind(self, trial: FrozenTrial, now: _Progress, leader: FrozenTrial | None) -> Decision | None:
+        """Rule 3: clearly below the leader's own curve at equal time, with no more decays to come
+        before the leader's time than the leader had from there."""
+        s = self.settings
+        if leader is None or s.behind_margin >= 1 or now.seconds < s.behind_from * leader.value:
+            return None
+        leader_points = curve_points(leader)
+        leader_had = best_so_far_at(leader_points, now.seconds)
+        if (
+            leader_had is None
+            or self.target - now.best <= s.behind_ratio * (self.target - leader_had) + s.behind_margin
+        ):
+            return None
+        config, leader_config = TrialRecord.of(trial).config, TrialRecord.of(leader).config
+        leader_epochs = curve_epochs(curve_of(leader))
+        if config is None or leader_config is None or not leader_epochs or leader_epochs[-1] <= 0:
+            return None
+        leader_epoch_seconds = leader_points[-1][0] / leader_epochs[-1]  # the clock prices every epoch alike
+        mine = decays_between(config.step_size, config.gamma, now.epoch, leader.value * now.epoch / now.seconds)
+        leaders = decays_between(
+            leader_config.step_size,
+            leader_config.gamma,
+            now.seconds / leader_epoch_seconds,
+            leader.value / leader_epoch_seconds,
+        )
+        if mine > leaders:
+            return None
+        return Decision(
+            "behind",
+            f"behind the leader: validation accuracy {now.best:.3f} after {now.seconds:.1f} s of training, "
+            f"{100 * (self.target - now.best):.1f} points short of the target; trial {leader.number} was "
+            f"{100 * (self.target - leader_had):.1f} short by then and reached it in {leader.value:.1f} s",
+        )
+
     def _underfit(self, now: _Progress, finished: list[FrozenTrial]) -> Decision | None:
-        """Rule 3: clearly behind its finished peers at equal training time."""
+        """Rule 4: clearly behind its finished peers at equal training time."""
         s = self.settings
         if now.epoch < s.min_epochs - EPS:
             return None
@@ -172,7 +242,7 @@ class SaturationPruner(ExplainingPruner):
         )
 
     def _plateau(self, now: _Progress) -> Decision | None:
-        """Rule 4: no real improvement over the last epochs while still below the target."""
+        """Rule 5: no real improvement over the last epochs while still below the target."""
         split = window_start(now.epochs, self.settings.plateau_epochs)
         if split is None:
             return None
@@ -190,7 +260,7 @@ class SaturationPruner(ExplainingPruner):
         )
 
     def _out_of_reach(self, trial: FrozenTrial, now: _Progress, leader: FrozenTrial | None) -> Decision | None:
-        """Rule 5: even gaining as fast as over its last epochs, it would not reach the target
+        """Rule 6: even gaining as fast as over its last epochs, it would not reach the target
         before it loses to the leader (or runs out of epochs)."""
         config = TrialRecord.of(trial).config
         reach_epochs = self.settings.reach_epochs
@@ -218,6 +288,16 @@ class SaturationPruner(ExplainingPruner):
             f"out of reach: gaining {100 * rate:.2f} points per epoch (last {epochs_text(reach_epochs)}), "
             f"it would have {reach:.3f} by epoch {horizon:.1f} ({limit}), below the target {self.target:.3f}",
         )
+
+
+def decays_between(step_size: int, gamma: float, start_epoch: float, end_epoch: float) -> int:
+    """StepLR decays that show in a curve after `start_epoch` and before `end_epoch`: those at
+    epoch boundaries in [start, end), a decay at the boundary of an evaluation coming after it."""
+    if gamma >= 1 or end_epoch <= start_epoch:
+        return 0
+    first = math.ceil(start_epoch / step_size - EPS)
+    last = math.ceil(end_epoch / step_size - EPS) - 1
+    return max(0, last - max(first, 1) + 1)
 
 
 def _check_range(

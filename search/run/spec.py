@@ -67,8 +67,8 @@ class OptimizeRequest:
     sampler: str = option("tpe", "Optuna sampler.", choices=SAMPLERS)
     pruner: str = option(
         "saturation",
-        "saturation: the project's (diverged, cannot win, underfit at equal time, plateau, out of reach); "
-        "or Optuna's median / hyperband; none.",
+        "saturation: the project's (diverged, cannot win, behind the leader, underfit at equal time, plateau, "
+        "out of reach); or Optuna's median / hyperband; none.",
         choices=PRUNERS,
     )
     jobs: int | None = option(

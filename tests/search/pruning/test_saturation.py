@@ -3,7 +3,7 @@
 import optuna
 import pytest
 
-from search.pruning.saturation import SaturationPruner, best_so_far_at
+from search.pruning.saturation import SaturationPruner, best_so_far_at, decays_between
 from search.records.trial import CONFIG
 from search.records.trial import CURVE as CURVE_ATTR
 
@@ -73,6 +73,36 @@ def test_chance_level_is_diverged_after_the_first_epoch():
     assert at == 2 and "after 1 epoch" in decision.reason
     at, decision = _decide(_study(chance_epochs=0.5), [(1.5, 0.10), (3, 0.11)], seconds_per_epoch=3)
     assert at == 1 and "after 0.5 epochs" in decision.reason
+
+
+def _decide_steps(study, points, steps_per_epoch, seconds_per_epoch=3.0):
+    """Like _decide, with the optimizer steps of each evaluation in the curve."""
+    trial = study.ask()
+    for i in range(1, len(points) + 1):
+        curve = _curve(points[:i], seconds_per_epoch)
+        for p in curve:
+            p["step"] = round(p["epoch"] * steps_per_epoch)
+        trial.set_user_attr(CURVE_ATTR, curve)
+        trial.report(1 - points[i - 1][1], i)
+        if trial.should_prune():
+            return i, study.pruner.decision_for(trial.number)
+    return None, None
+
+
+def test_chance_level_after_half_an_epoch_of_enough_steps():
+    dead = [(1.5, 0.10), (3, 0.10), (4.5, 0.10)]
+    # Batch 128: half an epoch is 176 steps, enough to tell.
+    at, decision = _decide_steps(_study(), dead, steps_per_epoch=352)
+    assert at == 1 and decision.rule == "diverged"
+    assert decision.reason.endswith("still at chance level after 0.5 epochs (176 steps)")
+    # Batch 2048: half an epoch is 11 steps; judged after the whole epoch (22).
+    at, decision = _decide_steps(_study(), dead, steps_per_epoch=22)
+    assert at == 2 and decision.reason.endswith("after 1 epoch (22 steps)")
+    at, _ = _decide_steps(_study(chance_steps=200), dead, steps_per_epoch=352)
+    assert at == 2
+    # Learning already at half an epoch: kept.
+    at, _ = _decide_steps(_study(), [(1.5, 0.16), (3, 0.25)], steps_per_epoch=352)
+    assert at is None
 
 
 def test_cannot_win_once_slower_than_the_best_time_to_target():
@@ -263,6 +293,66 @@ def test_out_of_reach_needs_the_schedule():
     assert decision.rule == "cannot_win"
 
 
+# The leader: 2 s per epoch, no decay in 15 epochs, at the target (0.62 > 0.6) in 10 s.
+LEADER = [(2, 0.45), (4, 0.52), (6, 0.56), (8, 0.59), (10, 0.62)]
+
+
+def _study_led_by(step_size=15, gamma=0.5, **kwargs):
+    study = _study(**kwargs)
+    trial = study.ask()
+    trial.set_user_attr(CONFIG, {"step_size": step_size, "gamma": gamma, "max_epochs": 15})
+    trial.set_user_attr(CURVE_ATTR, _curve(LEADER, seconds_per_epoch=2.0))
+    study.tell(trial, 10.0)
+    return study
+
+
+def test_behind_the_leaders_curve_at_equal_time():
+    # Judged from 3 s (30 % of the leader's 10 s): pruned once its distance to the target is more
+    # than 1.25 times the leader's then, plus 2 points. At 4 s, 11 points short against 1.25 x 8 + 2
+    # = 12: kept; at 6 s, 8 against 7: pruned.
+    at, decision = _decide_scheduled(_study_led_by(), [(2, 0.40), (4, 0.49), (6, 0.52), (8, 0.55)], step_size=15)
+    assert at == 3 and decision.rule == "behind"
+    assert decision.reason == (
+        "behind the leader: validation accuracy 0.520 after 6.0 s of training, 8.0 points short of the target; "
+        "trial 0 was 4.0 short by then and reached it in 10.0 s"
+    )
+    assert decision.cap is None  # not a near miss: the sampler ranks it as pruned
+    at, _ = _decide_scheduled(_study_led_by(behind_from=0.7), [(2, 0.40), (4, 0.49), (6, 0.52)], step_size=15)
+    assert at is None  # before 70 % of the leader's time
+
+
+def test_within_reach_of_the_leader_it_trains_on_until_it_cannot_win():
+    close = [(2, 0.44), (4, 0.51), (6, 0.545), (8, 0.575), (10, 0.595), (12, 0.62)]
+    at, decision = _decide_scheduled(_study_led_by(), close, step_size=15)
+    assert at == 5 and decision.rule == "cannot_win"
+    at, decision = _decide_scheduled(_study_led_by(behind_margin=0), close, step_size=15)
+    assert at == 3 and decision.rule == "behind"  # 5.5 points short against 1.25 x 4
+    at, decision = _decide_scheduled(_study_led_by(behind_margin=1), [(2, 0.40), (4, 0.49), (6, 0.52)], step_size=15)
+    assert at is None  # a margin of 1 turns the rule off
+
+
+def test_behind_waits_for_a_decay_the_leader_did_not_have():
+    behind = [(2, 0.40), (4, 0.49), (6, 0.52), (8, 0.55), (10, 0.59)]
+    # Its LR decays after epoch 4 (8 s), before the leader's 10 s; the leader's never does.
+    at, decision = _decide_scheduled(_study_led_by(), behind, step_size=4)
+    assert at == 5 and decision.rule == "cannot_win"
+    # A leader that decayed at the same point had that lift too: judged at 6 s.
+    at, decision = _decide_scheduled(_study_led_by(step_size=4), behind, step_size=4)
+    assert at == 3 and decision.rule == "behind"
+    # gamma 1 is no decay.
+    at, decision = _decide_scheduled(_study_led_by(), behind, step_size=4, gamma=1.0)
+    assert at == 3 and decision.rule == "behind"
+
+
+def test_decays_between_counts_the_boundaries_still_to_show():
+    assert decays_between(4, 0.3, 2.7, 4.5) == 1
+    assert decays_between(4, 0.3, 4.0, 4.5) == 1  # evaluated at epoch 4: its decay shows after
+    assert decays_between(4, 0.3, 4.01, 8.0) == 0  # the decay at 8 comes too late
+    assert decays_between(2, 0.3, 1.0, 4.5) == 2
+    assert decays_between(2, 1.0, 0.0, 9.0) == 0
+    assert decays_between(2, 0.5, 0.0, 2.0) == 0
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [
@@ -272,9 +362,13 @@ def test_out_of_reach_needs_the_schedule():
         ({"peer_quantile": 1.5}, "peer_quantile must be a number in [0, 1]"),
         ({"min_peers": 0}, "min_peers must be an integer of at least 1"),
         ({"min_peers": 2.5}, "min_peers must be an integer"),
+        ({"chance_steps": -1}, "chance_steps must be an integer of at least 0"),
         ({"lookahead": -1}, "lookahead must be a number in [0, inf]"),
         ({"plateau_epochs": float("nan")}, "plateau_epochs must be a number"),
         ({"reach_epochs": "3"}, "reach_epochs must be a number"),
+        ({"behind_from": -0.5}, "behind_from must be a number in [0, inf]"),
+        ({"behind_margin": 1.5}, "behind_margin must be a number in [0, 1]"),
+        ({"behind_ratio": -1}, "behind_ratio must be a number in [0, inf]"),
     ],
 )
 def test_settings_are_checked_when_the_pruner_is_made(kwargs, message):
