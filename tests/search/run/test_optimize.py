@@ -43,7 +43,16 @@ def test_study_runs_to_n_and_records_everything(tmp_path, tiny):
             assert math.isnan(values.pop(marker)) and marker == int(r.curve[-1]["epoch"]) + 1
             assert t.value is None
         assert values == pytest.approx(ends)
-        assert r.outcome in ("reached", "diverged", "cannot_win", "underfit", "plateau", "out_of_reach", "behind", "budget")
+        assert r.outcome in (
+            "reached",
+            "diverged",
+            "cannot_win",
+            "underfit",
+            "plateau",
+            "out_of_reach",
+            "behind",
+            "budget",
+        )
         assert r.reason
         # the cannot-win rule's lower bound on the time to target, for the sampler
         assert (r.capped_at is not None) == (r.outcome == "cannot_win")
