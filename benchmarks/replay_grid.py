@@ -15,8 +15,9 @@ import itertools
 
 import optuna
 from optuna.trial import TrialState
-from replay_pruner import TUNABLE, replay, winners_stopped
+from replay_pruner import TUNABLE
 
+from search.pruning.replay import replay, winners_stopped
 from search.records.study import study_record
 
 
@@ -43,7 +44,8 @@ def main() -> None:
         cells = []
         for source, unpruned_best in zip(sources, bests):
             target = study_record(source).target
-            saved, best, _ = replay(source, target, **settings)
+            result = replay(source, target, **settings)
+            saved, best = result.saved, result.best
             pairs, stopped = winners_stopped(source, target, **settings)
             lost = "!" if best is None or unpruned_best is None or best > unpruned_best + 1e-9 else ""
             cells.append(

@@ -29,94 +29,13 @@ import argparse
 import dataclasses
 import random
 import statistics
-from collections import Counter
 
 import optuna
 from optuna.trial import TrialState
 
-from search.pruning.saturation import SaturationPruner, SaturationSettings
-from search.records.keys import CONFIG, POINT_CLOCK_SECONDS, POINT_TRAIN_SECONDS, POINT_VAL_ACCURACY
+from search.pruning.replay import replay, winners_stopped
+from search.pruning.saturation import SaturationSettings
 from search.records.study import study_record
-from search.records.trial import TrialRecord, write_curve
-
-
-def _scaled(curve: list[dict], factor: float) -> list[dict]:
-    return [
-        {
-            **p,
-            POINT_TRAIN_SECONDS: p[POINT_TRAIN_SECONDS] * factor,
-            POINT_CLOCK_SECONDS: p[POINT_CLOCK_SECONDS] * factor,
-        }
-        for p in curve
-    ]
-
-
-def _feed(
-    study: optuna.Study, pruner: SaturationPruner, past: TrialRecord, curve: list[dict], target: float
-) -> tuple[str, int]:
-    """Ask a trial with `past`'s config and report `curve` evaluation by evaluation until it
-    reaches the target or the pruner stops it: (outcome, evaluations trained). Not told."""
-    trial = study.ask()
-    trial.set_user_attr(CONFIG, past.config.to_dict() if past.config else None)
-    for i in range(1, len(curve) + 1):
-        write_curve(trial, curve[:i])
-        trial.report(1 - curve[i - 1][POINT_VAL_ACCURACY], i)
-        if curve[i - 1][POINT_VAL_ACCURACY] >= target:
-            return "reached", i
-        if trial.should_prune():
-            return pruner.decision_for(trial.number).rule, i
-    return "budget", len(curve)
-
-
-def _records(source: optuna.Study) -> list[TrialRecord]:
-    return sorted((r for r in map(TrialRecord.of, source.trials) if r.curve), key=lambda r: r.number)
-
-
-def replay(source: optuna.Study, target: float, *, scale=None, **settings) -> tuple[float, float | None, Counter]:
-    """(fraction of training time saved, best time to target kept, outcomes by rule)."""
-    pruner = SaturationPruner(target, **settings)
-    study = optuna.create_study(direction="minimize", pruner=pruner)
-    spent = total = 0.0
-    best, outcomes = None, Counter()
-    for past in _records(source):
-        factor = scale() if scale else 1.0
-        curve = _scaled(past.curve, factor)
-        outcome, at = _feed(study, pruner, past, curve, target)
-        spent += curve[at - 1][POINT_CLOCK_SECONDS]
-        total += curve[-1][POINT_CLOCK_SECONDS]  # what the unpruned trial spent (it ran its whole curve)
-        outcomes[outcome] += 1
-        trial = study.trials[-1]
-        if outcome == "reached":
-            # The same curve reached the target at the same evaluation as in the source study,
-            # so its time to target is the source's (interpolated, in its clock).
-            seconds = (past.clock_seconds_to_target or curve[at - 1][POINT_CLOCK_SECONDS]) * factor
-            study.tell(trial.number, seconds)
-            best = seconds if best is None else min(best, seconds)
-        else:
-            study.tell(trial.number, state=TrialState.PRUNED)
-    return 1 - spent / total, best, outcomes
-
-
-def winners_stopped(source: optuna.Study, target: float, **settings) -> tuple[int, list[tuple[int, int, str]]]:
-    """Every pair of trials that reached the target, the slower one the only finished trial (the
-    leader): would the pruner stop the faster one, a trial that would have won? (pairs, [(faster,
-    leader, rule) for each stopped])."""
-    reached = [r for r in _records(source) if r.clock_seconds_to_target is not None]
-    pairs, stopped = 0, []
-    for leader in reached:
-        for faster in (r for r in reached if r.clock_seconds_to_target < leader.clock_seconds_to_target):
-            pairs += 1
-            pruner = SaturationPruner(target, **settings)
-            study = optuna.create_study(direction="minimize", pruner=pruner)
-            trial = study.ask()
-            trial.set_user_attr(CONFIG, leader.config.to_dict() if leader.config else None)
-            write_curve(trial, leader.curve)
-            study.tell(trial, leader.clock_seconds_to_target)
-            outcome, _ = _feed(study, pruner, faster, faster.curve, target)
-            if outcome != "reached":
-                stopped.append((faster.number, leader.number, outcome))
-    return pairs, stopped
-
 
 # SaturationPruner's settings that can be replayed with other values; defaults are its own.
 TUNABLE = (
@@ -156,8 +75,9 @@ def main() -> None:
     settings = {name: getattr(args, name) for name in TUNABLE}
     complete = [t.value for t in source.trials if t.state == TrialState.COMPLETE]
     unpruned_best = min(complete) if complete else None
-    saved, best, outcomes = replay(source, target, **settings)
-    print(f"training time saved: {100 * saved:.1f} %; outcomes: {dict(outcomes.most_common())}")
+    result = replay(source, target, **settings)
+    saved, best = result.saved, result.best
+    print(f"training time saved: {100 * saved:.1f} %; outcomes: {dict(result.outcomes.most_common())}")
     print(
         f"best time to target kept: {best if best is None else round(best, 1)} s "
         f"(the unpruned study's: {unpruned_best if unpruned_best is None else round(unpruned_best, 1)} s)"
@@ -170,8 +90,10 @@ def main() -> None:
     if args.jitter:
         rng = random.Random(1)
         runs = [replay(source, target, scale=lambda: rng.uniform(0.92, 1.08), **settings) for _ in range(args.jitter)]
-        savings = [100 * r[0] for r in runs]
-        kept = sum(1 for r in runs if r[1] is not None and unpruned_best is not None and r[1] <= 1.1 * unpruned_best)
+        savings = [100 * r.saved for r in runs]
+        kept = sum(
+            1 for r in runs if r.best is not None and unpruned_best is not None and r.best <= 1.1 * unpruned_best
+        )
         print(
             f"with +-8 % timing noise, {args.jitter} replays: saved median {statistics.median(savings):.1f} % "
             f"(range {min(savings):.1f}-{max(savings):.1f} %); best within 10 % of the unpruned study's "

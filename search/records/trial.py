@@ -122,6 +122,11 @@ def write_curve(trial: optuna.Trial, curve: list[dict[str, float]]) -> None:
     trial.set_user_attr(CURVE, curve)
 
 
+def write_config(trial: optuna.Trial, config: TrainConfig | None) -> None:
+    """The config alone: what a replayed trial needs for the rules that read its schedule."""
+    trial.set_user_attr(CONFIG, config.to_dict() if config is not None else None)
+
+
 def write_failure(trial: optuna.Trial, outcome: str, reason: str) -> None:
     """A trial that ends FAIL (out of memory, interrupted, surplus): why, and nothing more."""
     trial.set_user_attr(OUTCOME, outcome)

@@ -1,0 +1,111 @@
+"""Replaying a finished study's learning curves through the saturation pruner, without
+training: how much training a setting would have saved, which best it would have kept, and
+which would-be winners it would have stopped (benchmarks/replay_pruner.py prints them).
+
+In a study kept in the calibrated clock the replay is exact: the pruner sees the very seconds it
+saw (or would have seen) in the study. The proposals are the study's own: a pruned study's
+sampler would have proposed differently, so a replay ranks pruner settings rather than predicting
+a study.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from search.pruning.saturation import SaturationPruner
+from search.records.keys import POINT_CLOCK_SECONDS, POINT_TRAIN_SECONDS, POINT_VAL_ACCURACY
+from search.records.trial import CurvePoint, TrialRecord, write_config, write_curve
+
+
+@dataclass(frozen=True)
+class Replay:
+    saved: float  # fraction of the source's training the pruner would have saved
+    best: float | None  # best time to target kept, in the source's clock
+    outcomes: Counter  # trials by how the replay ended them
+
+
+def _scaled(curve: list[CurvePoint], factor: float) -> list[CurvePoint]:
+    return [
+        {
+            **p,
+            POINT_TRAIN_SECONDS: p[POINT_TRAIN_SECONDS] * factor,
+            POINT_CLOCK_SECONDS: p[POINT_CLOCK_SECONDS] * factor,
+        }
+        for p in curve
+    ]
+
+
+def feed(
+    study: optuna.Study, pruner: SaturationPruner, past: TrialRecord, curve: list[CurvePoint], target: float
+) -> tuple[str, int]:
+    """Ask a trial with `past`'s config and report `curve` evaluation by evaluation until it
+    reaches the target or the pruner stops it: (outcome, evaluations trained). Not told."""
+    trial = study.ask()
+    write_config(trial, past.config)
+    for i in range(1, len(curve) + 1):
+        write_curve(trial, curve[:i])
+        trial.report(1 - curve[i - 1][POINT_VAL_ACCURACY], i)
+        if curve[i - 1][POINT_VAL_ACCURACY] >= target:
+            return "reached", i
+        if trial.should_prune():
+            return pruner.decision_for(trial.number).rule, i
+    return "budget", len(curve)
+
+
+def records(source: optuna.Study) -> list[TrialRecord]:
+    """The source's trials that have a curve, in number order (the order a 1-lane study ran them)."""
+    return sorted((r for r in map(TrialRecord.of, source.trials) if r.curve), key=lambda r: r.number)
+
+
+def replay(
+    source: optuna.Study, target: float, *, scale: Callable[[], float] | None = None, **settings: object
+) -> Replay:
+    """`source`'s curves, in number order, through a SaturationPruner with `settings`; `scale`
+    draws a factor for each trial's seconds (timing noise), None for none."""
+    pruner = SaturationPruner(target, **settings)
+    study = optuna.create_study(direction="minimize", pruner=pruner)
+    spent = total = 0.0
+    best, outcomes = None, Counter()
+    for past in records(source):
+        factor = scale() if scale else 1.0
+        curve = _scaled(past.curve, factor)
+        outcome, at = feed(study, pruner, past, curve, target)
+        spent += curve[at - 1][POINT_CLOCK_SECONDS]
+        total += curve[-1][POINT_CLOCK_SECONDS]  # what the unpruned trial spent (it ran its whole curve)
+        outcomes[outcome] += 1
+        trial = study.trials[-1]
+        if outcome == "reached":
+            # The same curve reached the target at the same evaluation as in the source study,
+            # so its time to target is the source's (interpolated, in its clock).
+            seconds = (past.clock_seconds_to_target or curve[at - 1][POINT_CLOCK_SECONDS]) * factor
+            study.tell(trial.number, seconds)
+            best = seconds if best is None else min(best, seconds)
+        else:
+            study.tell(trial.number, state=TrialState.PRUNED)
+    return Replay(1 - spent / total, best, outcomes)
+
+
+def winners_stopped(source: optuna.Study, target: float, **settings: object) -> tuple[int, list[tuple[int, int, str]]]:
+    """Every pair of trials that reached the target, the slower one the only finished trial (the
+    leader): would the pruner stop the faster one, a trial that would have won? (pairs, [(faster,
+    leader, rule) for each stopped])."""
+    reached = [r for r in records(source) if r.clock_seconds_to_target is not None]
+    pairs, stopped = 0, []
+    for leader in reached:
+        for faster in (r for r in reached if r.clock_seconds_to_target < leader.clock_seconds_to_target):
+            pairs += 1
+            pruner = SaturationPruner(target, **settings)
+            study = optuna.create_study(direction="minimize", pruner=pruner)
+            trial = study.ask()
+            write_config(trial, leader.config)
+            write_curve(trial, leader.curve)
+            study.tell(trial, leader.clock_seconds_to_target)
+            outcome, _ = feed(study, pruner, faster, faster.curve, target)
+            if outcome != "reached":
+                stopped.append((faster.number, leader.number, outcome))
+    return pairs, stopped

@@ -1,0 +1,73 @@
+"""Replays of a real unpruned study through the saturation pruner.
+
+tests/data/unpruned-30-s10.db: `optimize --trials 30 --seed 10 --pruner none --lanes 1` on the real
+CIFAR-10 archive, commit 2d779e7's code paths (docs/search.md, "Cheaper search"); every trial ran
+to the target or its 15-epoch budget, so each setting's decisions can be replayed exactly.
+"""
+
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.pruning.replay import feed, records, replay, winners_stopped
+from search.pruning.saturation import SaturationPruner
+from search.records.study import study_record
+
+DATA = Path(__file__).parents[2] / "data" / "unpruned-30-s10.db"
+BEFORE = {"behind_margin": 1.0, "chance_steps": 10**9}  # the rules before issue 23: no behind, chance at 1 epoch
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> optuna.Study:
+    copy = tmp_path_factory.mktemp("replay") / "study.db"
+    shutil.copy(DATA, copy)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name="unpruned-30-s10", storage=f"sqlite:///{copy}")
+
+
+def _best(source: optuna.Study) -> float:
+    return min(t.value for t in source.trials if t.state == TrialState.COMPLETE)
+
+
+def test_the_defaults_keep_the_best_and_save_more_than_before(source):
+    target = study_record(source).target
+    now, before = replay(source, target), replay(source, target, **BEFORE)
+    assert now.best == pytest.approx(_best(source)) == pytest.approx(before.best)
+    assert before.saved == pytest.approx(0.806, abs=0.001)
+    assert now.saved == pytest.approx(0.842, abs=0.001)
+    assert now.outcomes["behind"] == 11 and before.outcomes["behind"] == 0
+    assert sum(now.outcomes.values()) == len(records(source)) == 30
+
+
+def test_the_behind_rule_stops_no_more_would_be_winners_than_the_rules_before(source):
+    target = study_record(source).target
+    pairs, stopped_now = winners_stopped(source, target)
+    _, stopped_before = winners_stopped(source, target, **BEFORE)
+    assert pairs == 13 * 12 // 2  # 13 trials reached the target
+    assert len(stopped_now) <= len(stopped_before) == 3
+    # Where the behind rule stops one, it is a tie in all but name: trial 3 (41.1 s) against
+    # trial 27 (42.4 s). (The out-of-reach rule's, from before, stay.)
+    seconds = {r.number: r.clock_seconds_to_target for r in records(source)}
+    behind = [(faster, leader) for faster, leader, rule in stopped_now if rule == "behind"]
+    assert behind and all(seconds[faster] > 0.95 * seconds[leader] for faster, leader in behind)
+
+
+def test_every_decision_on_real_curves_is_one_line(source):
+    target = study_record(source).target
+    pruner = SaturationPruner(target)
+    study = optuna.create_study(direction="minimize", pruner=pruner)
+    words = {"diverged": "diverged: ", "behind": "behind the leader: ", "underfit": "underfit: "}
+    words |= {"cannot_win": "cannot win: ", "plateau": "plateaued: ", "out_of_reach": "out of reach: "}
+    for past in records(source):
+        outcome, _ = feed(study, pruner, past, past.curve, target)
+        number = study.trials[-1].number
+        if outcome == "reached":
+            study.tell(number, past.clock_seconds_to_target)
+            continue
+        if outcome in words:
+            reason = pruner.decision_for(number).reason
+            assert reason.startswith(words[outcome]) and "\n" not in reason
+        study.tell(number, state=TrialState.PRUNED)
