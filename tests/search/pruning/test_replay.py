@@ -1,8 +1,8 @@
 """Replays of a real unpruned study through the saturation pruner.
 
 tests/data/unpruned-30-s10.db: `optimize --trials 30 --seed 10 --pruner none --lanes 1` on the real
-CIFAR-10 archive, commit 2d779e7's code paths (docs/search.md, "Cheaper search"); every trial ran
-to the target or its 15-epoch budget, so each setting's decisions can be replayed exactly.
+CIFAR-10 archive (commit c03a1e4, 2 cores of an AMD EPYC; docs/search.md, "Cheaper search"); every
+trial ran to the target or its 15-epoch budget, so each setting's decisions replay exactly.
 """
 
 import shutil
