@@ -1,6 +1,6 @@
 """What a patience stop would have done to a finished serial study: stop the search once P trials
-in a row have not improved the best time to target by at least `--min-gain` (Ray Tune's
-ExperimentPlateauStopper and Optuna's BestValueStagnationEvaluator work alike).
+in a row have not improved the best time to target by 1 % (`optimize --patience P`,
+search/run/stopping.py).
 
     python benchmarks/stop_replay.py --storage sqlite:///studies/lenet.db lenet5-cifar10 --patience 20 30 40
 
@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 
 import optuna
+from optuna.trial import TrialState
 
 from search.records.trial import TrialRecord
+from search.run.stopping import patience_stop
 from search.study.queries import FINISHED
 
 
@@ -25,35 +27,26 @@ def main() -> None:
     parser.add_argument("--storage", default="sqlite:///studies/lenet.db")
     parser.add_argument("study")
     parser.add_argument("--patience", type=int, nargs="+", default=[20, 30, 40])
-    parser.add_argument("--min-gain", type=float, default=0.01, help="relative improvement that counts (0.01: 1 %%)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=args.study, storage=args.storage)
-    records = sorted(
-        (TrialRecord.of(t) for t in study.get_trials(deepcopy=False, states=FINISHED)), key=lambda r: r.number
-    )
-    total = sum(r.clock_seconds for r in records)
-    final = min((r.value for r in records if r.value is not None), default=None)
+    trials = sorted(study.get_trials(deepcopy=False, states=FINISHED), key=lambda t: t.number)
+    seconds = [TrialRecord.of(t).clock_seconds for t in trials]
+    total = sum(seconds)
+    final = min((t.value for t in trials if t.state == TrialState.COMPLETE), default=None)
     shown = "none" if final is None else f"{final:.1f} s"
-    print(f"{args.study}: {len(records)} trials, {total:.0f} s of training in the study's clock, best {shown}")
+    print(f"{args.study}: {len(trials)} trials, {total:.0f} s of training in the study's clock, best {shown}")
     for patience in args.patience:
-        best, improved_at, stop = None, 0, None
-        for i, r in enumerate(records):
-            if r.value is not None and (best is None or r.value < best * (1 - args.min_gain)):
-                improved_at = i
-            if r.value is not None:
-                best = r.value if best is None else min(best, r.value)
-            if i - improved_at >= patience:
-                stop = i
-                break
+        # The schedule's own rule (search/run/stopping.py), judged before each trial as a 1-lane study does.
+        stop = next((s for i in range(len(trials)) if (s := patience_stop(trials[:i], patience))), None)
         if stop is None:
             print(f"patience {patience}: never stops")
             continue
-        spent = sum(r.clock_seconds for r in records[: stop + 1])
+        spent = sum(seconds[: stop.ended])
         print(
-            f"patience {patience}: stops after trial {records[stop].number}; training {spent:.0f} s "
-            f"({100 * (1 - spent / total):.0f} % saved); best kept {best:.1f} s against {final:.1f} s "
-            f"({100 * (best / final - 1):+.1f} %)"
+            f"patience {patience}: stops after {stop.ended} trials; training {spent:.0f} s "
+            f"({100 * (1 - spent / total):.0f} % saved); best kept {stop.best_seconds:.1f} s against {final:.1f} s "
+            f"({100 * (stop.best_seconds / final - 1):+.1f} %)"
         )
 
 

@@ -96,7 +96,7 @@ class Executor:
     def _step(self) -> bool:
         """One move of the executor; False once the study is complete."""
         trials = self.study.get_trials(deepcopy=False)
-        schedule = Schedule(trials, self.lanes, self.spec.request.n_trials)
+        schedule = Schedule(trials, self.lanes, self.spec.request.n_trials, self.spec.request.patience)
         self._forget_ended(trials)
         if schedule.complete:
             self._step_back_surplus(schedule)
@@ -181,7 +181,7 @@ class Executor:
         if self.deadline is not None and time.monotonic() > self.deadline:
             return False
         needed = self.spec.request.n_trials - schedule.finished - len(schedule.running) - len(schedule.unplaced)
-        if needed <= 0:
+        if needed <= 0 or schedule.stop is not None:
             return False
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Heartbeat ... with Study.optimize": beaten here

@@ -17,7 +17,9 @@ from search.confirm.racer import confirm
 from search.records.study import waited_seconds
 from search.records.trial import TrialRecord
 from search.run.prepare import Hook, Prepared, prepare
+from search.run.schedule import Schedule
 from search.run.spec import OptimizeRequest, TrialNote, worker_placements
+from search.run.stopping import Stop
 from search.run.workers import Interrupted, TrialCallback, quiet_optuna, run_trials, run_workers, signal_handlers
 from search.study.queries import best_completed, count_states, finished_count
 from search.study.storage import close_storage
@@ -40,6 +42,7 @@ class OptimizeResult:
     confirm_seconds: float = 0.0  # wall time of the confirmation (part of wall_seconds)
     waited_seconds: float = 0.0  # this run's executors' waiting for other lanes, summed
     jobs: int = 1  # processes that executed the lanes
+    stopped: str | None = None  # why the search stopped before its --trials (--patience), None if it did not
 
     @property
     def workers_failed(self) -> bool:
@@ -73,7 +76,7 @@ def _run(
 ) -> OptimizeResult:
     spec, study = prepared.spec, prepared.study
     started, waited_before = time.monotonic(), waited_seconds(study)
-    interrupted, codes, race, confirm_started = None, (), None, None
+    interrupted, codes, race, confirm_started, stop = None, (), None, None, None
     try:
         with signal_handlers():  # trials and confirmation: a signal ends them with a reason
             if spec.jobs == 1:
@@ -86,7 +89,8 @@ def _run(
                 stopped = [c for c in codes if c in INTERRUPT_CODES]
                 interrupted = stopped[0] if stopped else None
             finished, _ = finished_count(study)
-            if interrupted is None and not any(codes) and finished >= spec.request.n_trials:
+            stop = _stop(prepared)
+            if interrupted is None and not any(codes) and (finished >= spec.request.n_trials or stop is not None):
                 confirm_started = time.monotonic()
                 race = _confirm(prepared, on_confirm)
     except Interrupted as exc:
@@ -106,7 +110,16 @@ def _run(
         confirm_seconds=time.monotonic() - confirm_started if confirm_started else 0.0,
         waited_seconds=waited_seconds(study) - waited_before,
         jobs=spec.jobs,
+        stopped=None if stop is None else stop.reason,
     )
+
+
+def _stop(prepared: Prepared) -> Stop | None:
+    """Whether the study's schedule stopped itself (--patience), as its executors judged it."""
+    r = prepared.request
+    if r.patience is None:
+        return None
+    return Schedule(prepared.study.get_trials(deepcopy=False), prepared.layout.lanes, r.n_trials, r.patience).stop
 
 
 def _confirm(prepared: Prepared, on_run: Callable[[SeedRun], None] | None) -> Confirmation | None:

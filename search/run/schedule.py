@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from optuna.trial import FrozenTrial, TrialState
 
 from search.records.trial import Placement, placement_of
+from search.run.stopping import Stop, patience_stop
 from search.study.queries import FINISHED
 
 
@@ -44,9 +45,9 @@ NEVER = Event(math.inf, 0)  # the horizon of a lane that has nothing more to do
 
 class Schedule:
     """The schedule as the stored trials describe it, for a study of `lanes` lanes that needs
-    `n_finished` finished trials."""
+    `n_finished` finished trials, or fewer where `patience` stops it (search/run/stopping.py)."""
 
-    def __init__(self, trials: Sequence[FrozenTrial], lanes: int, n_finished: int) -> None:
+    def __init__(self, trials: Sequence[FrozenTrial], lanes: int, n_finished: int, patience: int | None = None) -> None:
         self.n_lanes, self.n_finished = lanes, n_finished
         self.placed: dict[int, tuple[FrozenTrial, Placement]] = {}  # number -> trial and placement
         self.unplaced: list[FrozenTrial] = []  # asked for, waiting for their start (number order)
@@ -58,27 +59,55 @@ class Schedule:
                 self.unplaced.append(t)
         self.finished = sum(1 for t, _ in self.placed.values() if t.state in FINISHED)
         self.running = [t for t, _ in self.placed.values() if t.state == TrialState.RUNNING]
+        self.stop = self._stop(patience)
         self.horizons = [self._horizon(lane) for lane in range(lanes)]
 
     @property
     def wants_more(self) -> bool:
-        """Whether another trial must start: the finished and running ones fall short."""
-        return self.finished + len(self.running) < self.n_finished
+        """Whether another trial must start: the finished and running ones fall short, and the
+        search has not stopped itself."""
+        return self.stop is None and self.finished + len(self.running) < self.n_finished
 
     @property
     def complete(self) -> bool:
-        """The study has its finished trials, and none is running."""
-        return self.finished >= self.n_finished and not self.running
+        """The study has its finished trials (or stopped itself), and none is running."""
+        return (self.finished >= self.n_finished or self.stop is not None) and not self.running
+
+    def _stop(self, patience: int | None) -> Stop | None:
+        """Whether the search stops before its next trial, judged on what had ended by that
+        trial's start event. Decided once no running trial can end before that event; the event
+        then never moves (no later trial starts, and no earlier one can end before it), so a
+        stop, once decided, holds whatever ends afterwards."""
+        if patience is None or self.finished + len(self.running) >= self.n_finished:
+            return None
+        free = [self._free_at(lane) for lane in range(self.n_lanes) if not self._busy(lane)]
+        if not free:
+            return None
+        start = min(free)
+        if any(Event(p.horizon, p.lane) <= start for t, p in self.placed.values() if t.state == TrialState.RUNNING):
+            return None
+        ended = sorted(
+            (Event(p.end, p.lane), t.number, t)
+            for t, p in self.placed.values()
+            if t.state in FINISHED and p.end is not None and Event(p.end, p.lane) <= start
+        )
+        return patience_stop([t for _, _, t in ended], patience)
+
+    def _free_at(self, lane: int) -> Event:
+        """When a lane with no running trial became free."""
+        on_lane = [(t, p) for t, p in self.placed.values() if p.lane == lane]
+        if not on_lane:
+            return Event(0.0, lane)
+        _, placement = max(on_lane, key=lambda tp: tp[0].number)
+        return Event(placement.end if placement.end is not None else placement.start, lane)
 
     def _horizon(self, lane: int) -> Event:
         on_lane = [(t, p) for t, p in self.placed.values() if p.lane == lane]
-        if not on_lane:
-            return Event(0.0, lane) if self.wants_more else NEVER
-        trial, placement = max(on_lane, key=lambda tp: tp[0].number)
-        if trial.state == TrialState.RUNNING:
-            return Event(placement.horizon, lane)
-        free = placement.end if placement.end is not None else placement.start
-        return Event(free, lane) if self.wants_more else NEVER
+        if on_lane:
+            trial, placement = max(on_lane, key=lambda tp: tp[0].number)
+            if trial.state == TrialState.RUNNING:
+                return Event(placement.horizon, lane)
+        return self._free_at(lane) if self.wants_more else NEVER
 
     def next_start(self) -> Event | None:
         """Where and when the next trial starts: the lane that frees first, once that is the

@@ -83,6 +83,8 @@ def optimize_summary(result: OptimizeResult) -> list[str]:
         f"finished: {c['complete']} reached the target, {c['pruned']} pruned, {c['fail']} failed; "
         f"{result.wall_seconds:.0f} s wall"
     ]
+    if result.stopped is not None:
+        lines.append(f"search {result.stopped}")
     best = result.best
     if best is None or best.config is None:
         lines.append(

@@ -178,3 +178,27 @@ def test_target_auto_calibrates_once_and_is_stored(tmp_path, tiny):
     args2[args2.index("--target") + 1] = "auto"
     assert run_cli(*args2).code == 0
     assert [TrialRecord.of(t).target for t in _trials(storage)] == [target, target]
+
+
+def test_patience_stops_the_search_early_says_why_and_holds_when_run_again(tmp_path, tiny):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    args = ("--trials", "40", "--patience", "2", "--confirm", "1", "--confirm-seeds", "1")
+    result = _optimize(tiny, storage, *args)
+    assert result.code == 0, result.err
+    finished = [t for t in _trials(storage) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert 3 <= len(finished) < 40
+    line = next(line for line in result.out.splitlines() if line.startswith("search stopped after"))
+    assert line.startswith(f"search stopped after {len(finished)} trials: the last 2 (its patience)")
+    # The last two trials did not beat the best by 1 %; the one before them did.
+    best = min(t.value for t in finished if t.state == TrialState.COMPLETE)
+    assert all(t.value is None or t.value >= 0.99 * best for t in finished[-2:])
+    assert "confirmed on fresh seeds" in result.out and "  winner trial" in result.out
+    again = _optimize(tiny, storage, *args)
+    assert again.code == 0, again.err
+    assert len([t for t in _trials(storage) if t.state != TrialState.FAIL]) == len(finished)
+    # Without patience the same study goes on to its trials.
+    more = _optimize(tiny, storage, "--trials", str(len(finished) + 2), "--confirm", "0")
+    assert more.code == 0, more.err
+    assert (
+        len([t for t in _trials(storage) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == len(finished) + 2
+    )

@@ -86,3 +86,27 @@ def test_a_study_from_before_lanes_reads_as_ended_at_time_zero():
     assert s.next_start() == Event(0.0, 0) and s.finished == 1
     assert s.seen_at(Event(0.0, 0)) == [(old, True)]
     assert not math.isinf(s.horizons[0].time)
+
+
+def test_patience_stops_a_one_lane_schedule_before_its_next_trial():
+    done = [_trial(0, DONE, 0, 0.0, end=5.0, value=5.0)]
+    done += [_trial(i, PRUNED, 0, 5.0 * i, end=5.0 * (i + 1)) for i in range(1, 4)]
+    s = Schedule(done, lanes=1, n_finished=10, patience=3)
+    assert s.stop is not None and s.stop.ended == 4 and s.complete and not s.wants_more
+    assert s.next_start() is None and s.horizons == [NEVER]
+    assert Schedule(done, lanes=1, n_finished=10, patience=4).stop is None
+    assert Schedule(done, lanes=1, n_finished=10).next_start() == Event(20.0, 0)  # no patience: goes on
+
+
+def test_patience_waits_for_what_can_still_end_before_the_next_start_and_then_holds():
+    ended = [_trial(0, DONE, 0, 0.0, end=5.0, value=5.0), _trial(1, PRUNED, 1, 0.0, end=6.0)]
+    ended += [_trial(2, PRUNED, 0, 5.0, end=9.0)]
+    # Lane 0 is free at 9; trial 3 on lane 1 could still end before that (its horizon is 8).
+    s = Schedule([*ended, _trial(3, RUN, 1, 6.0, 8.0)], lanes=2, n_finished=10, patience=2)
+    assert s.stop is None and s.next_start() is None
+    # Once its next event lies after 9, the next start is known and what ended by then decides.
+    s = Schedule([*ended, _trial(3, RUN, 1, 6.0, 9.5)], lanes=2, n_finished=10, patience=2)
+    assert s.stop is not None and s.stop.ended == 3 and not s.complete  # trial 3 still runs
+    # Trial 3 ends after 9, faster than the best: the stop, decided at 9, holds.
+    s = Schedule([*ended, _trial(3, DONE, 1, 6.0, end=10.0, value=1.0)], lanes=2, n_finished=10, patience=2)
+    assert s.stop is not None and s.stop.best_number == 0 and s.complete
