@@ -88,6 +88,7 @@ class SaturationSettings:
             "behind_from",
             "behind_ratio",
             "chance_epochs",
+            "chance_early_epochs",
             "min_epochs",
             "plateau_epochs",
             "reach_epochs",
@@ -193,7 +194,7 @@ class SaturationPruner(ExplainingPruner):
         """Rule 3: clearly below the leader's own curve at equal time, with no more decays to come
         before the leader's time than the leader had from there."""
         s = self.settings
-        if leader is None or s.behind_margin >= 1 or now.seconds < s.behind_from * leader.value:
+        if leader is None or s.behind_margin >= 1 or now.seconds <= 0 or now.seconds < s.behind_from * leader.value:
             return None
         leader_points = curve_points(leader)
         leader_had = best_so_far_at(leader_points, now.seconds)

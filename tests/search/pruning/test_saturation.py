@@ -363,6 +363,7 @@ def test_decays_between_counts_the_boundaries_still_to_show():
         ({"min_peers": 0}, "min_peers must be an integer of at least 1"),
         ({"min_peers": 2.5}, "min_peers must be an integer"),
         ({"chance_steps": -1}, "chance_steps must be an integer of at least 0"),
+        ({"chance_early_epochs": -1}, "chance_early_epochs must be a number in [0, inf]"),
         ({"lookahead": -1}, "lookahead must be a number in [0, inf]"),
         ({"plateau_epochs": float("nan")}, "plateau_epochs must be a number"),
         ({"reach_epochs": "3"}, "reach_epochs must be a number"),
