@@ -44,7 +44,6 @@ TUNABLE = (
     "chance_steps",
     "lookahead",
     "behind_from",
-    "behind_ratio",
     "behind_margin",
     "min_peers",
     "min_epochs",

@@ -12,11 +12,11 @@ Six rules, checked in this order at every evaluation, each leaving a reason in t
    lies after its last evaluation: it can no longer beat the best. (`lookahead` prunes
    earlier, on the bet that the next evaluation will not cross in time; off by default.)
    The rule applies from the first completed trial;
-3. behind the leader: from 30 % of the leader's time to target on, its distance to the target
-   is more than 1.25 times (plus 2 points) the leader's distance at the same time in the
-   clock, with no more learning-rate decays to come before the leader's time than the leader
-   had from that point on: it would have to gain much more than the leader did in what is
-   left of the leader's time, with no more help from decays;
+3. behind the leader: from a fifth of the leader's time to target on, more than a point
+   below what the leader's own curve had reached by the same time in the clock, with no
+   learning-rate decay of its own to come before the leader's time: it would have to gain
+   more than the leader did in what is left of the leader's time, without the lift a decay
+   gives (a decay still to come exempts it, as in rule 6);
 4. underfit: clearly behind its finished peers at equal *training time* (not equal epoch:
    an epoch at batch 32 costs more time than one at batch 2048), once enough peers exist;
 5. plateaued: no real improvement over the last epochs while still below the target;
@@ -31,7 +31,7 @@ often (`evals_per_epoch`) gives the rules more chances to decide without making 
 on shorter stretches of a noisy curve.
 
 Trials store their learning curve (search/records/trial.py) before asking whether to prune;
-rules 3 and 6 also read the trials' configs (step_size, gamma, max_epochs).
+rules 3 and 6 also read the trial's config (step_size, gamma, max_epochs).
 The settings were chosen by exact replays of unpruned studies (docs/search.md, "Cheaper search").
 """
 
@@ -66,11 +66,9 @@ class SaturationSettings:
     # to target is interpolated between evaluations, so a trial whose next evaluation comes
     # after the leader's time can still cross the target before it.
     lookahead: float = 0.0
-    # Rule 3 judges from this fraction of the leader's time to target; it prunes a trial whose
-    # distance to the target is more than behind_ratio times the leader's then, plus behind_margin.
-    behind_from: float = 0.3
-    behind_ratio: float = 1.25
-    behind_margin: float = 0.02  # 1 turns the behind-the-leader rule off
+    # Rule 3 judges from this fraction of the leader's time to target, a trial this far below its curve.
+    behind_from: float = 0.2
+    behind_margin: float = 0.01  # 1 turns the behind-the-leader rule off
     min_peers: int = 3
     # Underfit is judged from the first epoch's end: the replays kept every best (docs/search.md, "Trust, third round").
     min_epochs: float = 1.0
@@ -86,7 +84,6 @@ class SaturationSettings:
         for name in (
             "lookahead",
             "behind_from",
-            "behind_ratio",
             "chance_epochs",
             "chance_early_epochs",
             "min_epochs",
@@ -191,37 +188,25 @@ class SaturationPruner(ExplainingPruner):
         return None
 
     def _behind(self, trial: FrozenTrial, now: _Progress, leader: FrozenTrial | None) -> Decision | None:
-        """Rule 3: clearly below the leader's own curve at equal time, with no more decays to come
-        before the leader's time than the leader had from there."""
+        """Rule 3: clearly below the leader's own curve at equal time, with no decay of its own to
+        come before the leader's time."""
         s = self.settings
         if leader is None or s.behind_margin >= 1 or now.seconds <= 0 or now.seconds < s.behind_from * leader.value:
             return None
-        leader_points = curve_points(leader)
-        leader_had = best_so_far_at(leader_points, now.seconds)
-        if (
-            leader_had is None
-            or self.target - now.best <= s.behind_ratio * (self.target - leader_had) + s.behind_margin
-        ):
+        leader_had = best_so_far_at(curve_points(leader), now.seconds)
+        if leader_had is None or now.best >= leader_had - s.behind_margin:
             return None
-        config, leader_config = TrialRecord.of(trial).config, TrialRecord.of(leader).config
-        leader_epochs = curve_epochs(curve_of(leader))
-        if config is None or leader_config is None or not leader_epochs or leader_epochs[-1] <= 0:
+        config = TrialRecord.of(trial).config
+        if config is None:
             return None
-        leader_epoch_seconds = leader_points[-1][0] / leader_epochs[-1]  # the clock prices every epoch alike
-        mine = decays_between(config.step_size, config.gamma, now.epoch, leader.value * now.epoch / now.seconds)
-        leaders = decays_between(
-            leader_config.step_size,
-            leader_config.gamma,
-            now.seconds / leader_epoch_seconds,
-            leader.value / leader_epoch_seconds,
-        )
-        if mine > leaders:
+        leader_epoch = leader.value * now.epoch / now.seconds  # this trial's epochs in the leader's time
+        if decays_between(config.step_size, config.gamma, now.epoch, leader_epoch) > 0:
             return None
         return Decision(
             "behind",
-            f"behind the leader: validation accuracy {now.best:.3f} after {now.seconds:.1f} s of training, "
-            f"{100 * (self.target - now.best):.1f} points short of the target; trial {leader.number} was "
-            f"{100 * (self.target - leader_had):.1f} short by then and reached it in {leader.value:.1f} s",
+            f"behind the leader: validation accuracy {now.best:.3f} after {now.seconds:.1f} s of training, trial "
+            f"{leader.number} had {leader_had:.3f} by then and reached the target in {leader.value:.1f} s, "
+            f"with no learning-rate decay to come before that",
         )
 
     def _underfit(self, now: _Progress, finished: list[FrozenTrial]) -> Decision | None:
@@ -275,9 +260,7 @@ class SaturationPruner(ExplainingPruner):
                 horizon, limit = leader_epoch, f"{leader.value:.1f} s, trial {leader.number}'s time to target"
         if horizon <= now.epoch + EPS:
             return None  # its last epoch: it ends out of budget, which says it better
-        step = config.step_size
-        # Decays at epoch boundaries >= now have not shown in the curve yet.
-        if config.gamma < 1 and math.ceil(now.epoch / step - EPS) * step < horizon:
+        if decays_between(config.step_size, config.gamma, now.epoch, horizon) > 0:
             return None
         before = max(a for _, a in now.points[:split])
         rate = max(0.0, now.best - before) / (now.epoch - now.epochs[split - 1])

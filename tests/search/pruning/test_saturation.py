@@ -298,6 +298,7 @@ LEADER = [(2, 0.45), (4, 0.52), (6, 0.56), (8, 0.59), (10, 0.62)]
 
 
 def _study_led_by(step_size=15, gamma=0.5, **kwargs):
+    """A study whose one completed trial, the leader, has LEADER's curve and this schedule."""
     study = _study(**kwargs)
     trial = study.ask()
     trial.set_user_attr(CONFIG, {"step_size": step_size, "gamma": gamma, "max_epochs": 15})
@@ -307,41 +308,38 @@ def _study_led_by(step_size=15, gamma=0.5, **kwargs):
 
 
 def test_behind_the_leaders_curve_at_equal_time():
-    # Judged from 3 s (30 % of the leader's 10 s): pruned once its distance to the target is more
-    # than 1.25 times the leader's then, plus 2 points. At 4 s, 11 points short against 1.25 x 8 + 2
-    # = 12: kept; at 6 s, 8 against 7: pruned.
-    at, decision = _decide_scheduled(_study_led_by(), [(2, 0.40), (4, 0.49), (6, 0.52), (8, 0.55)], step_size=15)
-    assert at == 3 and decision.rule == "behind"
+    # Judged from 2 s (a fifth of the leader's 10 s): 0.43 against the leader's 0.45, a point and more.
+    at, decision = _decide_scheduled(_study_led_by(), [(2, 0.43), (4, 0.50), (6, 0.54)], step_size=15)
+    assert at == 1 and decision.rule == "behind"
     assert decision.reason == (
-        "behind the leader: validation accuracy 0.520 after 6.0 s of training, 8.0 points short of the target; "
-        "trial 0 was 4.0 short by then and reached it in 10.0 s"
+        "behind the leader: validation accuracy 0.430 after 2.0 s of training, trial 0 had 0.450 by then and "
+        "reached the target in 10.0 s, with no learning-rate decay to come before that"
     )
     assert decision.cap is None  # not a near miss: the sampler ranks it as pruned
-    at, _ = _decide_scheduled(_study_led_by(behind_from=0.7), [(2, 0.40), (4, 0.49), (6, 0.52)], step_size=15)
-    assert at is None  # before 70 % of the leader's time
+    at, _ = _decide_scheduled(_study_led_by(behind_from=0.5), [(2, 0.40), (4, 0.45), (6, 0.50)], step_size=15)
+    assert at == 3  # judged from 5 s only
 
 
-def test_within_reach_of_the_leader_it_trains_on_until_it_cannot_win():
-    close = [(2, 0.44), (4, 0.51), (6, 0.545), (8, 0.575), (10, 0.595), (12, 0.62)]
+def test_within_a_point_of_the_leader_it_trains_on_until_it_cannot_win():
+    close = [(2, 0.445), (4, 0.515), (6, 0.555), (8, 0.585), (10, 0.595), (12, 0.62)]
     at, decision = _decide_scheduled(_study_led_by(), close, step_size=15)
     assert at == 5 and decision.rule == "cannot_win"
     at, decision = _decide_scheduled(_study_led_by(behind_margin=0), close, step_size=15)
-    assert at == 3 and decision.rule == "behind"  # 5.5 points short against 1.25 x 4
-    at, decision = _decide_scheduled(_study_led_by(behind_margin=1), [(2, 0.40), (4, 0.49), (6, 0.52)], step_size=15)
+    assert at == 1 and decision.rule == "behind"
+    at, _ = _decide_scheduled(_study_led_by(behind_margin=1), [(2, 0.40), (4, 0.45), (6, 0.50)], step_size=15)
     assert at is None  # a margin of 1 turns the rule off
 
 
-def test_behind_waits_for_a_decay_the_leader_did_not_have():
-    behind = [(2, 0.40), (4, 0.49), (6, 0.52), (8, 0.55), (10, 0.59)]
-    # Its LR decays after epoch 4 (8 s), before the leader's 10 s; the leader's never does.
+def test_behind_waits_while_a_decay_of_its_own_is_to_come():
+    behind = [(2, 0.40), (4, 0.45), (6, 0.50), (8, 0.53), (10, 0.59)]
+    # Its LR decays after epoch 4 (8 s), before the leader's 10 s (its epoch 5): exempt until then.
     at, decision = _decide_scheduled(_study_led_by(), behind, step_size=4)
     assert at == 5 and decision.rule == "cannot_win"
-    # A leader that decayed at the same point had that lift too: judged at 6 s.
-    at, decision = _decide_scheduled(_study_led_by(step_size=4), behind, step_size=4)
-    assert at == 3 and decision.rule == "behind"
-    # gamma 1 is no decay.
+    # No decay before epoch 15, or gamma 1 (no decay at all): judged at once.
+    at, decision = _decide_scheduled(_study_led_by(), behind, step_size=15)
+    assert at == 1 and decision.rule == "behind"
     at, decision = _decide_scheduled(_study_led_by(), behind, step_size=4, gamma=1.0)
-    assert at == 3 and decision.rule == "behind"
+    assert at == 1 and decision.rule == "behind"
 
 
 def test_decays_between_counts_the_boundaries_still_to_show():
@@ -369,7 +367,6 @@ def test_decays_between_counts_the_boundaries_still_to_show():
         ({"reach_epochs": "3"}, "reach_epochs must be a number"),
         ({"behind_from": -0.5}, "behind_from must be a number in [0, inf]"),
         ({"behind_margin": 1.5}, "behind_margin must be a number in [0, 1]"),
-        ({"behind_ratio": -1}, "behind_ratio must be a number in [0, inf]"),
     ],
 )
 def test_settings_are_checked_when_the_pruner_is_made(kwargs, message):
