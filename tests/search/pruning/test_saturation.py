@@ -35,13 +35,17 @@ def _finish(study, points, reached: bool):
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 
-def _decide(study, points, seconds_per_epoch=None, config=None):
+def _decide(study, points, seconds_per_epoch=None, config=None, steps_per_epoch=None):
     """Report `points` one by one; return (index at which it was pruned, decision) or (None, None)."""
     trial = study.ask()
     if config is not None:
         trial.set_user_attr(CONFIG, config)
     for i in range(1, len(points) + 1):
-        trial.set_user_attr(CURVE_ATTR, _curve(points[:i], seconds_per_epoch))
+        curve = _curve(points[:i], seconds_per_epoch)
+        if steps_per_epoch is not None:
+            for p in curve:
+                p["step"] = round(p["epoch"] * steps_per_epoch)
+        trial.set_user_attr(CURVE_ATTR, curve)
         trial.report(1 - points[i - 1][1], i)
         if trial.should_prune():
             return i, study.pruner.decision_for(trial.number)
@@ -77,16 +81,7 @@ def test_chance_level_is_diverged_after_the_first_epoch():
 
 def _decide_steps(study, points, steps_per_epoch, seconds_per_epoch=3.0):
     """Like _decide, with the optimizer steps of each evaluation in the curve."""
-    trial = study.ask()
-    for i in range(1, len(points) + 1):
-        curve = _curve(points[:i], seconds_per_epoch)
-        for p in curve:
-            p["step"] = round(p["epoch"] * steps_per_epoch)
-        trial.set_user_attr(CURVE_ATTR, curve)
-        trial.report(1 - points[i - 1][1], i)
-        if trial.should_prune():
-            return i, study.pruner.decision_for(trial.number)
-    return None, None
+    return _decide(study, points, seconds_per_epoch, steps_per_epoch=steps_per_epoch)
 
 
 def test_chance_level_after_half_an_epoch_of_enough_steps():
