@@ -12,7 +12,7 @@ Six rules, checked in this order at every evaluation, each leaving a reason in t
    lies after its last evaluation: it can no longer beat the best. (`lookahead` prunes
    earlier, on the bet that the next evaluation will not cross in time; off by default.)
    The rule applies from the first completed trial;
-3. behind the leader: from a fifth of the leader's time to target on, more than a point
+3. behind the leader: from a tenth of the leader's time to target on, more than a point
    below what the leader's own curve had reached by the same time in the clock, with no
    learning-rate decay of its own to come before the leader's time: it would have to gain
    more than the leader did in what is left of the leader's time, without the lift a decay
@@ -67,12 +67,13 @@ class SaturationSettings:
     # after the leader's time can still cross the target before it.
     lookahead: float = 0.0
     # Rule 3 judges from this fraction of the leader's time to target, a trial this far below its curve.
-    behind_from: float = 0.2
+    behind_from: float = 0.1
     behind_margin: float = 0.01  # 1 turns the behind-the-leader rule off
     min_peers: int = 3
-    # Underfit is judged from the first epoch's end: the replays kept every best (docs/search.md, "Trust, third round").
-    min_epochs: float = 1.0
-    peer_quantile: float = 0.5
+    # Underfit from the first evaluation, against the 60th percentile of peers: the replays of a
+    # pruned and an unpruned study kept their bests (docs/search.md, "Cheaper search").
+    min_epochs: float = 0.5
+    peer_quantile: float = 0.6
     underfit_margin: float = 0.01
     plateau_epochs: float = 3.0
     plateau_delta: float = 0.005

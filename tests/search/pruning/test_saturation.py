@@ -160,15 +160,22 @@ def test_underfit_compares_at_equal_training_time_not_equal_epoch():
     assert "3 peers had 0.520" in decision.reason
 
 
-def test_underfit_is_judged_from_the_first_epochs_end_by_default():
+def test_underfit_is_judged_from_the_first_evaluation_by_default():
     # Two evaluations an epoch (2 s each): behind its peers at equal time from the start, it is
-    # left alone at half an epoch and judged at the end of the first.
+    # judged at its first evaluation, half an epoch in; with min_epochs=1 only at the first epoch's end.
+    peers = [(1, 0.35), (2, 0.42), (3, 0.47)]
+    behind = [(1, 0.25), (2, 0.30), (3, 0.33)]
     study = _study()
     for _ in range(3):
-        _finish(study, [(1, 0.35), (2, 0.42), (3, 0.47)], reached=False)
-    at, decision = _decide(study, [(1, 0.25), (2, 0.30), (3, 0.33)], seconds_per_epoch=2)
-    assert at == 2 and decision.rule == "underfit"
-    assert "after 2.0 s of training, 3 peers had 0.420" in decision.reason
+        _finish(study, peers, reached=False)
+    at, decision = _decide(study, behind, seconds_per_epoch=2)
+    assert at == 1 and decision.rule == "underfit"
+    assert "after 1.0 s of training, 3 peers had 0.350" in decision.reason
+    study = _study(min_epochs=1.0)
+    for _ in range(3):
+        _finish(study, peers, reached=False)
+    at, decision = _decide(study, behind, seconds_per_epoch=2)
+    assert at == 2 and "after 2.0 s of training" in decision.reason
 
 
 def test_underfit_needs_enough_peers():
