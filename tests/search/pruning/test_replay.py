@@ -3,6 +3,9 @@
 tests/data/unpruned-30-s10.db: `optimize --trials 30 --seed 10 --pruner none --lanes 1` on the real
 CIFAR-10 archive (commit c03a1e4, 2 cores of an AMD EPYC; docs/search.md, "Cheaper search"); every
 trial ran to the target or its 15-epoch budget, so each setting's decisions replay exactly.
+tests/data/default-100-0972103.db: the README's main job, `optimize --trials 100 --jobs 1` (commit
+0972103, the pruner before 96087f8's underfit settings; 2 cores of an Intel Xeon, family 6 model
+207): a pruned study, so a replay can only stop its trials sooner, and shows what that saves.
 """
 
 import shutil
@@ -17,7 +20,9 @@ from search.pruning.saturation import SaturationPruner
 from search.records.study import study_record
 
 DATA = Path(__file__).parents[2] / "data" / "unpruned-30-s10.db"
+PRUNED = Path(__file__).parents[2] / "data" / "default-100-0972103.db"
 BEFORE = {"behind_margin": 1.0, "chance_steps": 10**9, "min_epochs": 1.0, "peer_quantile": 0.5}  # before issue 23
+AT_0972103 = {"min_epochs": 1.0, "peer_quantile": 0.5, "behind_from": 0.2}  # the pruned study's own settings
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +31,14 @@ def source(tmp_path_factory) -> optuna.Study:
     shutil.copy(DATA, copy)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name="unpruned-30-s10", storage=f"sqlite:///{copy}")
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory) -> optuna.Study:
+    copy = tmp_path_factory.mktemp("replay") / "pruned.db"
+    shutil.copy(PRUNED, copy)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name="lenet5-cifar10", storage=f"sqlite:///{copy}")
 
 
 def _best(source: optuna.Study) -> float:
@@ -70,3 +83,22 @@ def test_every_decision_on_real_curves_is_one_line(source):
             reason = pruner.decision_for(number).reason
             assert reason.startswith(words[outcome]) and "\n" not in reason
         study.tell(number, state=TrialState.PRUNED)
+
+
+def test_a_pruned_study_replays_exactly_with_its_own_settings_and_the_defaults_stop_sooner(pruned):
+    target = study_record(pruned).target
+    own, now = replay(pruned, target, **AT_0972103), replay(pruned, target)
+    assert own.saved == pytest.approx(0.0, abs=1e-9)  # the study's own decisions, to the evaluation
+    assert own.outcomes == {
+        "underfit": 63,
+        "cannot_win": 12,
+        "behind": 9,
+        "diverged": 8,
+        "reached": 4,
+        "out_of_reach": 4,
+    }
+    assert now.best == pytest.approx(own.best) == pytest.approx(_best(pruned))
+    assert now.saved == pytest.approx(0.207, abs=0.001)
+    assert now.outcomes["reached"] == 4
+    pairs, stopped = winners_stopped(pruned, target)
+    assert (pairs, stopped) == (6, [])
