@@ -28,6 +28,7 @@ import optuna
 import sqlalchemy
 import sqlalchemy.event
 import sqlalchemy.exc
+from optuna.exceptions import StorageInternalError
 from optuna.storages import RDBStorage
 
 from lenet.errors import DiskFullError
@@ -36,6 +37,7 @@ from search.errors import StorageError
 STORAGE_TIMEOUT_SECONDS = float(os.environ.get("LENET_STORAGE_TIMEOUT", "60"))
 STALL_SECONDS = STORAGE_TIMEOUT_SECONDS / 4  # one call in flight this long is taken for a stalled network
 T = TypeVar("T")
+SCHEMA_ATTEMPTS = 5  # opening a server storage whose schema another host is creating at the same moment
 _BACKOFF_SECONDS = (0.05, 2.0)  # between retries: from the first, doubling to the last
 # What a storage call raises when the database failed it (after the retries), not a bug.
 STORAGE_FAILURES = (StorageError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
@@ -147,7 +149,19 @@ class GuardedStorage(RDBStorage):
     def __init__(self, url: str, *, shown: str, sqlite_path: str | None, **kwargs: Any) -> None:
         self._shown, self._sqlite_path = shown, sqlite_path
         self._gone: str | None = None  # why a call gave up on the server (see `retried`)
-        super().__init__(url, **kwargs)
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                super().__init__(url, **kwargs)
+                break
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, StorageInternalError):
+                # Hosts that open an empty database at once race to create Optuna's schema; the
+                # loser's CREATE or version row is refused (a duplicate key) once it is there.
+                if sqlite_path is not None or attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                engine = getattr(self, "engine", None)
+                if engine is not None:
+                    engine.dispose()
+                time.sleep(0.2 * (attempt + 1))
         if sqlite_path is None:
             _Watchdog.watch(self.engine)
 
