@@ -25,20 +25,22 @@ BEFORE = {"behind_margin": 1.0, "chance_steps": 10**9, "min_epochs": 1.0, "peer_
 AT_0972103 = {"min_epochs": 1.0, "peer_quantile": 0.5, "behind_from": 0.2}  # the pruned study's own settings
 
 
+def _copy_of(tmp_path_factory, data: Path, name: str) -> optuna.Study:
+    """The stored study, loaded from a copy (a replay writes nothing, but a test leaves data alone)."""
+    copy = tmp_path_factory.mktemp("replay") / data.name
+    shutil.copy(data, copy)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{copy}")
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> optuna.Study:
-    copy = tmp_path_factory.mktemp("replay") / "study.db"
-    shutil.copy(DATA, copy)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name="unpruned-30-s10", storage=f"sqlite:///{copy}")
+    return _copy_of(tmp_path_factory, DATA, "unpruned-30-s10")
 
 
 @pytest.fixture(scope="module")
 def pruned(tmp_path_factory) -> optuna.Study:
-    copy = tmp_path_factory.mktemp("replay") / "pruned.db"
-    shutil.copy(PRUNED, copy)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name="lenet5-cifar10", storage=f"sqlite:///{copy}")
+    return _copy_of(tmp_path_factory, PRUNED, "lenet5-cifar10")
 
 
 def _best(source: optuna.Study) -> float:
