@@ -53,6 +53,8 @@ def record_once_created(storage: BaseStorage, name: str) -> StudyRecord | None:
                 now = (study_id, storage.get_study_user_attrs(study_id))
             except KeyError:  # deleted meanwhile (a killed creation, by another host): look again
                 continue
+            if STUDY_TARGET in now[1]:  # its target was written between the two reads: look again
+                continue
             if now[1] and not StudyRecord.partly_written(now[1]):
                 raise
             if now != seen:  # still being written: wait on

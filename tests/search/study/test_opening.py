@@ -182,6 +182,24 @@ def test_a_host_that_loses_the_race_to_create_starts_again_and_joins_the_whole_s
     assert study_record(study).seed == 7 and notes == [] and len(optuna.get_all_study_names(storage)) == 1
 
 
+def test_a_target_written_between_the_two_looks_is_the_record_not_a_refusal(tmp_path, monkeypatch):
+    """The interleaving CI hit: the first look sees the attributes without their target, the
+    other host writes the target, and the second look sees a whole record."""
+    storage = make_storage(f"sqlite:///{tmp_path}/s.db")
+    _open(storage, _record(seed=7))
+    real_attrs = storage.get_study_user_attrs
+    looks = []
+
+    def attrs(study_id):
+        looks.append(study_id)
+        whole = real_attrs(study_id)
+        return {k: v for k, v in whole.items() if k != "target"} if len(looks) == 1 else whole
+
+    monkeypatch.setattr(storage, "get_study_user_attrs", attrs)
+    theirs = record_once_created(storage, "s")
+    assert theirs is not None and theirs.seed == 7 and len(looks) >= 2
+
+
 def test_a_foreign_study_with_trials_is_refused_without_waiting(tmp_path):
     import time
 
