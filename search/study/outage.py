@@ -39,8 +39,14 @@ STALL_SECONDS = STORAGE_TIMEOUT_SECONDS / 4  # one call in flight this long is t
 T = TypeVar("T")
 SCHEMA_ATTEMPTS = 5  # opening a server storage whose schema another host is creating at the same moment
 _BACKOFF_SECONDS = (0.05, 2.0)  # between retries: from the first, doubling to the last
-# What a storage call raises when the database failed it (after the retries), not a bug.
-STORAGE_FAILURES = (StorageError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
+# What a storage call raises when the database failed it (after the retries), not a bug: the
+# refusals `sqlite_refusal` makes (a full disk among them) and what a server's failure is.
+STORAGE_FAILURES = (
+    StorageError,
+    DiskFullError,
+    sqlalchemy.exc.SQLAlchemyError,
+    optuna.exceptions.StorageInternalError,
+)
 
 # The calls Optuna's RDB storage makes on the database (its cache in front of it calls these).
 _CALLS = (

@@ -68,3 +68,35 @@ def test_a_trial_killed_before_its_first_heartbeat_goes_stale(tiny, tmp_path, mo
         assert {t.state for t in study.get_trials()} == {TrialState.RUNNING}
     finally:
         close_storage(storage)
+
+
+def test_a_heartbeat_on_a_full_disk_fails_quietly_and_beats_on(tmp_path, monkeypatch):
+    """The beat's storage call refused for the disk (the refusal the storage makes of
+    SQLITE_FULL) is a failed beat, not a thread that dies with a traceback on stderr: the main
+    thread says why the run stops (the flake of the disk-full test)."""
+    import threading
+    import time
+
+    import search.run.executor
+    from search.run.executor import _Heartbeats
+    from tests.tmpfs import fill, small_tmpfs
+
+    monkeypatch.setattr(search.run.executor, "HEARTBEAT_SECONDS", 0.05)
+    died = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+    with small_tmpfs(tmp_path / "disk", "2m") as disk:
+        storage = make_storage(f"sqlite:///{disk}/s.db")
+        study = optuna.create_study(study_name="s", storage=storage)
+        trial_id = study.ask()._trial_id
+        beats = _Heartbeats(study, lambda: [trial_id])
+        filler = fill(disk)
+        beats.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not beats.failing() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert (beats.failing(), beats._thread.is_alive(), died) == (True, True, [])
+        finally:
+            beats.stop()
+            filler.unlink()
+            close_storage(storage)
