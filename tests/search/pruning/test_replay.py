@@ -6,6 +6,8 @@ trial ran to the target or its 15-epoch budget, so each setting's decisions repl
 tests/data/default-100-0972103.db: the README's main job, `optimize --trials 100 --jobs 1` (commit
 0972103, the pruner before 96087f8's underfit settings; 2 cores of an Intel Xeon, family 6 model
 207): a pruned study, so a replay can only stop its trials sooner, and shows what that saves.
+tests/data/unpruned-30-s11.db: the held-out unpruned study, seed 11, in seed 10's clock (`--clock-from
+study:unpruned-30-s10`; commit 4bd9d4d, 2 cores of an AMD EPYC with AVX2 only).
 """
 
 import shutil
@@ -21,6 +23,7 @@ from search.records.study import study_record
 
 DATA = Path(__file__).parents[2] / "data" / "unpruned-30-s10.db"
 PRUNED = Path(__file__).parents[2] / "data" / "default-100-0972103.db"
+HELD_OUT = Path(__file__).parents[2] / "data" / "unpruned-30-s11.db"
 BEFORE = {"behind_margin": 1.0, "chance_steps": 10**9, "min_epochs": 1.0, "peer_quantile": 0.5}  # before issue 23
 AT_0972103 = {"min_epochs": 1.0, "peer_quantile": 0.5, "behind_from": 0.2}  # the pruned study's own settings
 
@@ -41,6 +44,11 @@ def source(tmp_path_factory) -> optuna.Study:
 @pytest.fixture(scope="module")
 def pruned(tmp_path_factory) -> optuna.Study:
     return _copy_of(tmp_path_factory, PRUNED, "lenet5-cifar10")
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory) -> optuna.Study:
+    return _copy_of(tmp_path_factory, HELD_OUT, "unpruned-30-s11")
 
 
 def _best(source: optuna.Study) -> float:
@@ -100,7 +108,22 @@ def test_a_pruned_study_replays_exactly_with_its_own_settings_and_the_defaults_s
         "out_of_reach": 4,
     }
     assert now.best == pytest.approx(own.best) == pytest.approx(_best(pruned))
-    assert now.saved == pytest.approx(0.207, abs=0.001)
+    assert now.saved == pytest.approx(0.272, abs=0.001)  # 0.207 at the 60th percentile (96087f8)
+    assert replay(pruned, target, peer_quantile=0.6).saved == pytest.approx(0.207, abs=0.001)
     assert now.outcomes["reached"] == 4
     pairs, stopped = winners_stopped(pruned, target)
     assert (pairs, stopped) == (6, [])
+
+
+def test_the_held_out_study_keeps_its_best_and_saves_what_the_goal_asks(held_out):
+    target = study_record(held_out).target
+    now, before = replay(held_out, target), replay(held_out, target, **BEFORE)
+    assert now.best == pytest.approx(_best(held_out)) == pytest.approx(before.best)
+    assert before.saved == pytest.approx(0.771, abs=0.001)
+    assert now.saved == pytest.approx(0.871, abs=0.001)  # the issue's goal: 85 %
+    assert sum(now.outcomes.values()) == len(records(held_out)) == 30
+    pairs, stopped_now = winners_stopped(held_out, target)
+    _, stopped_before = winners_stopped(held_out, target, **BEFORE)
+    assert pairs == 12 * 11 // 2  # 12 trials reached the target
+    # One pair more than before: trial 21 against the slower leader 26, by the behind rule.
+    assert {(f, lead) for f, lead, _ in stopped_now} - {(f, lead) for f, lead, _ in stopped_before} == {(21, 26)}
