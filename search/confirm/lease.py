@@ -99,6 +99,12 @@ class Lease:
         since = self._unbeaten.setdefault(latest, time.monotonic())
         return None if time.monotonic() - since > GRACE_SECONDS else Holder(generation, owner)
 
+    def taker(self) -> str | None:
+        """The owner of the latest claim where it is another host's (the one that took this
+        process's claim over); None where it is this process's or there is none."""
+        latest = claims.latest(self.storage, self.subject)
+        return None if latest is None or latest[1] == self.owner else latest[1]
+
     def holds(self) -> bool:
         """Whether this process's claim is still the latest (no host took it over)."""
         return self.generation is not None and claims.latest(self.storage, self.subject) == (

@@ -157,19 +157,20 @@ def confirm(
                 report(run)
 
     joined: str | None = None
+    taken_over = False
     while True:
         race = _race(confirmation_of(study), chosen, seeds)
         if race.done:
             if joined is not None:
                 show(race)
-            race.joined = joined
+            race.joined, race.taken_over = joined, taken_over and joined is not None
             return race
         holder = lease.holder()
         if holder is None and lease.last_owner is not None:  # released: done just now, perhaps
             race = _race(confirmation_of(study), chosen, seeds)
             if race.done:
                 show(race)
-                race.joined = lease.last_owner
+                race.joined, race.taken_over = lease.last_owner, taken_over
                 return race
         if holder is None and lease.claim():
             try:
@@ -178,7 +179,9 @@ def confirm(
                     _Racer(study, race, data, clock, record.target, threads, report, runs, guard=lease.check).run()
                 return race
             except LostClaim:
-                pass  # another host took it over (this one seemed dead): wait for it, as for any other
+                # Another host took it over (this one seemed dead): wait for it, as for any other;
+                # the taker may have finished before this host looks again, so name it now.
+                joined, taken_over = lease.taker(), True
             finally:
                 lease.release()
         elif holder is not None:

@@ -59,7 +59,11 @@ def confirmation_lines(race: Confirmation | None) -> list[str]:
     state = "" if race.done else " (unfinished: rerun the same command to complete it)"
     n = len(race.candidates)
     lines = [f"confirmed on fresh seeds {seeds}, {n} candidate{'' if n == 1 else 's'} raced{state}:"]
-    if race.joined:
+    if race.joined and race.taken_over:
+        lines.append(
+            f"  raced here until another host ({race.joined}) took it over (this one seemed dead); it finished it"
+        )
+    elif race.joined:
         lines.append(f"  raced by another host ({race.joined}); this one waited for it and trained none of it")
     for c in race.ranking():
         head = "winner" if c.trial == race.incumbent else "      "

@@ -38,6 +38,7 @@ from search.records.trial import TrialRecord
 from search.study import claims
 from search.study.compare import MEASURED_RUN_FIELDS, differences, study_fields
 from search.study.storage import close_storage, make_storage
+from search.views.confirmation import confirmation_lines
 from tests.search.cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -259,10 +260,13 @@ def test_a_host_that_finds_the_race_claimed_waits_shows_it_and_reports_it(host, 
         other.close()
 
 
-def test_an_owner_that_lost_its_claim_stops_writing_and_waits_for_the_taker(host, data, stored_race, monkeypatch):
+@pytest.mark.parametrize("taker_first", [False, True], ids=["looks-while-taker-races", "taker-done-before-it-looks"])
+def test_an_owner_that_lost_its_claim_stops_writing_and_waits_for_the_taker(
+    host, data, stored_race, monkeypatch, taker_first
+):
     other = Host(host.storage.url)
     taker = Lease(other.study, other.storage, owner=OTHER)
-    lost = threading.Event()
+    lost, finished = threading.Event(), threading.Event()
     real_check = Lease.check
 
     def check(self):
@@ -270,6 +274,8 @@ def test_an_owner_that_lost_its_claim_stops_writing_and_waits_for_the_taker(host
             real_check(self)
         except LostClaim:
             lost.set()
+            if taker_first:  # the taker stores the whole race and releases before this host looks again
+                assert finished.wait(timeout=120)
             raise
 
     monkeypatch.setattr(Lease, "check", check)
@@ -280,6 +286,7 @@ def test_an_owner_that_lost_its_claim_stops_writing_and_waits_for_the_taker(host
         seen["after"] = other.study.user_attrs[STUDY_CONFIRMATION]  # ...and it wrote nothing since
         other.study.set_user_attr(STUDY_CONFIRMATION, stored_race)
         taker.release()
+        finished.set()
 
     def take_over(run) -> None:
         # After this host's first stored run, another host judges it dead and takes the race over.
@@ -296,6 +303,9 @@ def test_an_owner_that_lost_its_claim_stops_writing_and_waits_for_the_taker(host
         race = confirm(host.study, data, on_run=take_over, **RACE)
         assert seen["refused"] and seen["after"] == seen["taken"]
         assert race.done and race.joined == OTHER and _stored(host.study) == _fields(stored_race)
+        assert race.taken_over  # it raced part of it: not "trained none of it"
+        said = [line.strip() for line in confirmation_lines(race) if OTHER in line]
+        assert said == [f"raced here until another host ({OTHER}) took it over (this one seemed dead); it finished it"]
         assert claims.latest(host.storage, _subject(host.study)) == (2, OTHER)
     finally:
         other.close()
