@@ -65,7 +65,7 @@ class Confirmation:
     # of running it (search/confirm/lease.py); None where this host ran it, or found it done.
     joined: str | None = field(default=None, compare=False)
     # Not stored: this host raced part of it before another took its claim over (it seemed dead).
-    taken_over: bool = field(default=False, compare=False)
+    claim_lost: bool = field(default=False, compare=False)
 
     def run_of(self, trial: int, seed: int) -> SeedRun | None:
         return next((r for r in self.runs if r.trial == trial and r.seed == seed), None)
@@ -143,7 +143,7 @@ class Confirmation:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        del d["joined"], d["taken_over"]
+        del d["joined"], d["claim_lost"]
         d["dropped"] = {str(k): v for k, v in self.dropped.items()}
         return d
 

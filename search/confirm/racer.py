@@ -157,20 +157,20 @@ def confirm(
                 report(run)
 
     joined: str | None = None
-    taken_over = False
+    claim_lost = False
     while True:
         race = _race(confirmation_of(study), chosen, seeds)
         if race.done:
             if joined is not None:
                 show(race)
-            race.joined, race.taken_over = joined, taken_over and joined is not None
+            race.joined, race.claim_lost = joined, claim_lost and joined is not None
             return race
         holder = lease.holder()
         if holder is None and lease.last_owner is not None:  # released: done just now, perhaps
             race = _race(confirmation_of(study), chosen, seeds)
             if race.done:
                 show(race)
-                race.joined, race.taken_over = lease.last_owner, taken_over
+                race.joined, race.claim_lost = lease.last_owner, claim_lost
                 return race
         if holder is None and lease.claim():
             try:
@@ -181,7 +181,7 @@ def confirm(
             except LostClaim:
                 # Another host took it over (this one seemed dead): wait for it, as for any other;
                 # the taker may have finished before this host looks again, so name it now.
-                joined, taken_over = lease.taker(), True
+                joined, claim_lost = lease.taker(), True
             finally:
                 lease.release()
         elif holder is not None:

@@ -59,7 +59,7 @@ def confirmation_lines(race: Confirmation | None) -> list[str]:
     state = "" if race.done else " (unfinished: rerun the same command to complete it)"
     n = len(race.candidates)
     lines = [f"confirmed on fresh seeds {seeds}, {n} candidate{'' if n == 1 else 's'} raced{state}:"]
-    if race.joined and race.taken_over:
+    if race.joined and race.claim_lost:
         lines.append(
             f"  raced here until another host ({race.joined}) took it over (this one seemed dead); it finished it"
         )

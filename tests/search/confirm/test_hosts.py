@@ -303,7 +303,7 @@ def test_an_owner_that_lost_its_claim_stops_writing_and_waits_for_the_taker(
         race = confirm(host.study, data, on_run=take_over, **RACE)
         assert seen["refused"] and seen["after"] == seen["taken"]
         assert race.done and race.joined == OTHER and _stored(host.study) == _fields(stored_race)
-        assert race.taken_over  # it raced part of it: not "trained none of it"
+        assert race.claim_lost  # it raced part of it: not "trained none of it"
         said = [line.strip() for line in confirmation_lines(race) if OTHER in line]
         assert said == [f"raced here until another host ({OTHER}) took it over (this one seemed dead); it finished it"]
         assert claims.latest(host.storage, _subject(host.study)) == (2, OTHER)
