@@ -9,6 +9,7 @@ its own stored keys as constants of the module that writes them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -38,6 +39,7 @@ from search.records.keys import (
     MEASURED_SECONDS_TO_TARGET,
     OUTCOME,
     POINT_CLOCK_SECONDS,
+    POINT_EPOCH,
     POINT_IMAGES,
     REASON,
     SECONDS_TO_TARGET,
@@ -184,6 +186,18 @@ class TrialRecord(TrialResult):
 def curve_of(trial: FrozenTrial) -> list[CurvePoint]:
     """Just the learning curve: the pruner reads it for every peer at every evaluation."""
     return upgrade_curve(trial.user_attrs.get(CURVE) or [])
+
+
+def as_evaluated(trial: FrozenTrial, curve: list[dict[str, float]]) -> FrozenTrial:
+    """A copy of running `trial` as it stood after the evaluations of `curve`: that curve, and
+    the intermediate values of the epochs it had reached. A trial taken over is trained again
+    from its start while its store holds the points of the executor before (never lowered), and
+    a pruner that read those would judge an early evaluation by a later one."""
+    seen = copy.copy(trial)
+    seen.user_attrs = {**trial.user_attrs, CURVE: curve}
+    last_epoch = curve[-1][POINT_EPOCH] if curve else 0.0
+    seen.intermediate_values = {s: v for s, v in trial.intermediate_values.items() if s <= last_epoch}
+    return seen
 
 
 # -- the trial's place in the study's schedule (search/run/schedule.py) -------------------------

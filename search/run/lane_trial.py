@@ -35,6 +35,7 @@ from search.records.trial import (
     TrialRecord,
     TrialResult,
     TrialSetup,
+    as_evaluated,
     curve_point,
     placement_of,
     write_abandoned,
@@ -192,7 +193,7 @@ class LaneTrial:
         if record.val_accuracy >= ctx.target:
             self._end(event, None)
             return True
-        frozen = ctx.study._storage.get_trial(self.trial._trial_id)
+        frozen = as_evaluated(ctx.study._storage.get_trial(self.trial._trial_id), self.curve)
         if prune_as_of(ctx.study.pruner, StudyView(ctx.study, ended), frozen):
             run.stop("pruned")
             self._end(event, explain(ctx.study.pruner, self.number, self.curve[-1]))

@@ -1,5 +1,5 @@
 """Whether two studies are the same study: every trial's parameters, state, value, outcome,
-reason and curve, and the confirmation race, as stored, leaving out what the wall clock measured."""
+reason, curve and place in the schedule, and the confirmation race, as stored, leaving out what the wall clock measured."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import optuna
 
 from search.confirm.race import confirmation_of
 from search.records.keys import POINT_TRAIN_SECONDS, POINT_WALL_SECONDS
-from search.records.trial import TrialRecord
+from search.records.trial import TrialRecord, placement_of
 
 # Read off the wall clock: they differ between any two runs of the same computation.
 MEASURED_POINT_KEYS = {POINT_TRAIN_SECONDS, POINT_WALL_SECONDS}
 MEASURED_RUN_FIELDS = {"measured"}
 
 
-def trial_fields(record: TrialRecord) -> dict[str, Any]:
+def trial_fields(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    record, placement = TrialRecord.of(trial), placement_of(trial)
     return {
         "number": record.number,
         "params": record.params,
@@ -25,12 +26,15 @@ def trial_fields(record: TrialRecord) -> dict[str, Any]:
         "outcome": record.outcome,
         "reason": record.reason,
         "curve": [{k: v for k, v in p.items() if k not in MEASURED_POINT_KEYS} for p in record.curve],
+        # Where it ran in the schedule (a trial judged at the wrong moment can end with the same
+        # curve and reason, and only the lane times say so).
+        "placement": None if placement is None else (placement.lane, placement.start, placement.end),
     }
 
 
 def study_fields(study: optuna.Study) -> dict[str, Any]:
     """What two runs of the same study must agree on."""
-    trials = [trial_fields(TrialRecord.of(t)) for t in study.get_trials(deepcopy=False)]
+    trials = [trial_fields(t) for t in study.get_trials(deepcopy=False)]
     race = confirmation_of(study)
     confirmation = None
     if race is not None:

@@ -17,6 +17,8 @@ from optuna.trial import TrialState
 
 from search.records.keys import ABANDONED
 from search.records.study import study_record
+from search.records.trial import TrialRecord, taken_over
+from search.run.lane_trial import LaneTrial
 from search.study.compare import differences, study_fields
 from tests.search.cli_helpers import run_cli
 
@@ -48,6 +50,40 @@ def test_a_two_lane_study_is_the_same_in_one_process_or_two(tiny, tmp_path, refe
         result = run_cli(*tiny.optimize_args(storage, *TWO_LANES, "--jobs", "2"))
         assert result.code == 0, result.err
         assert differences(_fields(storage), reference) == []
+
+
+def test_a_trial_interrupted_after_storing_its_last_evaluation_is_judged_again_on_its_curve_so_far(
+    tiny, tmp_path, reference, monkeypatch
+):
+    """Interrupted between storing the evaluation that pruned it and ending, a trial keeps its
+    stored curve; taken over, it is trained again from its start and each evaluation is judged on
+    the curve up to it, not on the stored one ahead of it, so it ends where it did (the CI
+    failure after stop 27: judged at its first evaluation by its second, it ended a step early)."""
+    real_end = LaneTrial._end
+    struck: list[int] = []
+
+    def end_interrupted(self, event, pruned):
+        # Every trial pruned after its first evaluation, once: which rule would misjudge the
+        # replay of which depends on the schedule, so each is tried.
+        if pruned is not None and len(self.curve) >= 2 and self.number not in struck:
+            struck.append(self.number)
+            raise KeyboardInterrupt
+        real_end(self, event, pruned)
+
+    monkeypatch.setattr(LaneTrial, "_end", end_interrupted)
+    storage = f"sqlite:///{tmp_path}/s.db"
+    for _ in range(len(reference["trials"]) + 1):  # the same command, as a user resumes, until it ends
+        result = run_cli(*tiny.optimize_args(storage, *TWO_LANES, "--jobs", "1"))
+        if result.code != 130:
+            break
+        stored = optuna.load_study(study_name="lenet5-cifar10", storage=storage).trials[struck[-1]]
+        assert stored.state == TrialState.RUNNING and len(TrialRecord.of(stored).curve) >= 2
+    assert result.code == 0, result.err
+    assert len(struck) >= 2
+    assert differences(_fields(storage), reference) == []
+    trials = optuna.load_study(study_name="lenet5-cifar10", storage=storage).trials
+    # Each was taken over (twice, where an interruption of the other lane's trial abandoned it too).
+    assert all(taken_over(trials[n]) >= 1 for n in struck)
 
 
 def test_a_different_seed_is_a_different_study(tiny, tmp_path, reference):
