@@ -1,5 +1,6 @@
 """Whether two studies are the same study: every trial's parameters, state, value, outcome,
-reason, curve and place in the schedule, and the confirmation race, as stored, leaving out what the wall clock measured."""
+reason, curve and place in the schedule, and the confirmation race, as stored, leaving out
+what the wall clock measured."""
 
 from __future__ import annotations
 
