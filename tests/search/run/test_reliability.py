@@ -242,6 +242,24 @@ def _stop_outside_a_write(pid: int, storage: str) -> None:
     pytest.fail("the worker never left its writes")
 
 
+def _stop_a_worker_holding_a_trial(proc: subprocess.Popen, storage: str) -> int:
+    """SIGSTOP one of two workers (one trial each at most) at a moment it holds a trial: two are
+    RUNNING once it is stopped, so one is its own. (Stopped between ending a trial and asking for
+    the next, it would hold none, nothing would go stale, and the other would finish the study
+    alone: the CI failure after stop 27.)"""
+    worker = _workers_of(proc.pid)[0]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        _stop_outside_a_write(worker, storage)
+        trials = _study(storage).get_trials(deepcopy=False)
+        if sum(t.state == TrialState.RUNNING for t in trials) == 2:
+            return worker
+        os.kill(worker, signal.SIGCONT)
+        time.sleep(0.1)
+    pytest.fail("the worker never held a trial")
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc")
 def test_a_worker_stopped_past_the_grace_period_and_continued_duplicates_nothing(tiny, tmp_path):
     """SIGSTOP: its trials' heartbeats go stale and the other worker takes them over; SIGCONT:
@@ -249,8 +267,7 @@ def test_a_worker_stopped_past_the_grace_period_and_continued_duplicates_nothing
     storage = f"sqlite:///{tmp_path}/s.db"
     proc = _start(tiny, storage, "--trials", "6", "--jobs", "2", "--lanes", "2")
     _wait_mid_trial(storage, proc)
-    stopped = _workers_of(proc.pid)[0]
-    _stop_outside_a_write(stopped, storage)
+    stopped = _stop_a_worker_holding_a_trial(proc, storage)
     try:
         deadline = time.monotonic() + 60
         while not any(taken_over(t) for t in _study(storage).get_trials(deepcopy=False)):
