@@ -48,11 +48,20 @@ class Crossing:
 
 def first_crossing(history: Sequence[EvalRecord], accuracy: float) -> Crossing | None:
     """The first crossing of `accuracy` by validation accuracy, or None if it was never reached."""
-    for i, record in enumerate(history):
-        if record.val_accuracy >= accuracy:
-            before = history[i - 1] if i > 0 else None
-            low = before.val_accuracy if before is not None else min(CHANCE, accuracy)
-            span = record.val_accuracy - low
-            fraction = 1.0 if span <= 0 else min(1.0, max(0.0, (accuracy - low) / span))
-            return Crossing(before, record, fraction)
+    found = first_crossing_at([record.val_accuracy for record in history], accuracy)
+    if found is None:
+        return None
+    i, fraction = found
+    return Crossing(history[i - 1] if i > 0 else None, history[i], fraction)
+
+
+def first_crossing_at(accuracies: Sequence[float], accuracy: float) -> tuple[int, float] | None:
+    """Where a curve of validation accuracies first reaches `accuracy`: the index of the first
+    evaluation at or above it and the fraction of the way to it from the one before (from
+    chance at the start of training), or None if it never does."""
+    for i, reached in enumerate(accuracies):
+        if reached >= accuracy:
+            low = accuracies[i - 1] if i > 0 else min(CHANCE, accuracy)
+            span = reached - low
+            return i, 1.0 if span <= 0 else min(1.0, max(0.0, (accuracy - low) / span))
     return None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from optuna.trial import FrozenTrial
 
+from lenet.curve import first_crossing_at
 from search.records.keys import POINT_CLOCK_SECONDS, POINT_EPOCH, POINT_VAL_ACCURACY
 from search.records.trial import CurvePoint, curve_of
 
@@ -32,6 +33,17 @@ def best_so_far_at(points: Sequence[tuple[float, float]], seconds: float) -> flo
     times = [t for t, _ in points]
     upto = bisect.bisect_right(times, seconds)
     return max((a for _, a in points[:upto]), default=0.0)
+
+
+def seconds_to_reach(points: Sequence[tuple[float, float]], accuracy: float) -> float | None:
+    """When a curve first reached `accuracy`, in the study's clock, interpolated between the
+    evaluations that bracket it as a time to target is; None if it never did."""
+    found = first_crossing_at([a for _, a in points], accuracy)
+    if found is None:
+        return None
+    i, fraction = found
+    low = points[i - 1][0] if i > 0 else 0.0
+    return low + fraction * (points[i][0] - low)
 
 
 def window_start(epochs: Sequence[float], span: float) -> int | None:

@@ -22,7 +22,7 @@ class Decision:
     rule: str  # diverged | cannot_win | behind | underfit | plateau | out_of_reach, or an Optuna pruner's name
     reason: str
     # cannot_win only: a lower bound on the trial's time to target, the best time it was
-    # stopped at (its "cap"); see search/sampling/capped.py for what the sampler makes of it.
+    # stopped at (its "cap"); the confirmation race runs near misses so capped (search/sampling/capped.py).
     cap: float | None = None
 
 

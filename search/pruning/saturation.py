@@ -50,6 +50,18 @@ from search.records.keys import POINT_STEP
 from search.records.trial import TrialRecord, curve_of
 from search.study.queries import FINISHED, best_completed
 
+# The rules' names, as decisions carry them and trials store them as their outcome.
+DIVERGED, CANNOT_WIN, BEHIND, UNDERFIT, PLATEAU, OUT_OF_REACH = (
+    "diverged",
+    "cannot_win",
+    "behind",
+    "underfit",
+    "plateau",
+    "out_of_reach",
+)
+# The rules that stop a trial for being slower than the leader or its peers, not for being broken.
+SLOW_RULES = (CANNOT_WIN, BEHIND, UNDERFIT, PLATEAU, OUT_OF_REACH)
+
 
 @dataclass(frozen=True)
 class SaturationSettings:
@@ -161,7 +173,7 @@ class SaturationPruner(ExplainingPruner):
         if now.epoch < s.chance_epochs - EPS and not early:
             return None
         return Decision(
-            "diverged",
+            DIVERGED,
             f"diverged: validation accuracy {now.best:.3f} is still at chance level after {epochs_text(now.epoch)} "
             f"({now.steps} steps)",
         )
@@ -175,14 +187,14 @@ class SaturationPruner(ExplainingPruner):
         cap = max(now.seconds, leader.value)
         if now.seconds >= leader.value:
             return Decision(
-                "cannot_win",
+                CANNOT_WIN,
                 f"cannot win: {now.seconds:.1f} s trained, trial {leader.number} reached the target in "
                 f"{leader.value:.1f} s",
                 cap,
             )
         if now.seconds + self.settings.lookahead * gap >= leader.value:
             return Decision(
-                "cannot_win",
+                CANNOT_WIN,
                 f"cannot win: {now.seconds:.1f} s trained and evaluations {gap:.1f} s apart, its next comes after "
                 f"trial {leader.number}'s time to target, {leader.value:.1f} s",
                 cap,
@@ -205,7 +217,7 @@ class SaturationPruner(ExplainingPruner):
         if decays_between(config.step_size, config.gamma, now.epoch, leader_epoch) > 0:
             return None
         return Decision(
-            "behind",
+            BEHIND,
             f"behind the leader: validation accuracy {now.best:.3f} after {now.seconds:.1f} s of training, trial "
             f"{leader.number} had {leader_had:.3f} by then and reached the target in {leader.value:.1f} s, "
             f"with no learning-rate decay to come before that",
@@ -224,7 +236,7 @@ class SaturationPruner(ExplainingPruner):
         if now.best >= bar - s.underfit_margin:
             return None
         return Decision(
-            "underfit",
+            UNDERFIT,
             f"underfit: validation accuracy {now.best:.3f} after {now.seconds:.1f} s of training, "
             f"{len(peers)} peers had {bar:.3f} (quantile {s.peer_quantile:g}) by then",
         )
@@ -242,7 +254,7 @@ class SaturationPruner(ExplainingPruner):
             f"gained {100 * (recent - before):.2f} points" if recent > before else f"did not improve on {before:.3f}"
         )
         return Decision(
-            "plateau",
+            PLATEAU,
             f"plateaued: best validation accuracy {now.best:.3f} {change} in the last "
             f"{epochs_text(self.settings.plateau_epochs)}, below the target {self.target:.3f}",
         )
@@ -270,7 +282,7 @@ class SaturationPruner(ExplainingPruner):
         if reach >= self.target:
             return None
         return Decision(
-            "out_of_reach",
+            OUT_OF_REACH,
             f"out of reach: gaining {100 * rate:.2f} points per epoch (last {epochs_text(reach_epochs)}), "
             f"it would have {reach:.3f} by epoch {horizon:.1f} ({limit}), below the target {self.target:.3f}",
         )

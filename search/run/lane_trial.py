@@ -3,9 +3,9 @@
 The trial's value is its training seconds until validation accuracy first reaches the target,
 in the study's clock. A trial that reaches the target COMPLETEs with that time; any other
 (pruned early, diverged, or out of epochs) ends PRUNED with its reason: it never looks best,
-since only completed trials have values, and TPE still learns from it, ranking pruned trials
-after completed ones by how far they got, except the near misses the cannot-win rule stopped,
-which it sees at their cap (search/sampling/capped.py).
+since only completed trials have values, and TPE still learns from it: a trial the pruner
+stopped as slow it sees completed at its pace, the others after the completed ones by how far
+they got (search/sampling/paced.py).
 
 Training and deciding are apart: `compute()` trains to the next evaluation (work that depends on
 nothing else), `decide()` takes that evaluation's event once the schedule says it is safe

@@ -1,5 +1,5 @@
-"""The samplers a study can use, by name, built here and only here: TPE sees the near misses the
-cannot-win rule capped as completed at their cap (capped.py). A study samples through
+"""The samplers a study can use, by name, built here and only here: TPE sees the trials the
+saturation pruner stopped as slow as completed at their pace (paced.py). A study samples through
 scheduled.py, which builds one of these per slot of its schedule."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import warnings
 
 import optuna
 
-from search.sampling.capped import CappedAsCompleted
+from search.sampling.paced import PacedAsCompleted
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 
@@ -22,11 +22,11 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
 
 def _base_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "tpe":
-        # Pruned trials (all that missed the target) still inform TPE: it ranks them after
-        # the completed ones by how far they got, except near misses the cannot-win rule
-        # capped, which it sees as completed at their cap (capped.py). Multivariate
-        # TPE models the LR/batch-size interaction the seed journal found.
-        return CappedAsCompleted(optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8))
+        # Pruned trials (all that missed the target) still inform TPE: those the saturation
+        # pruner stopped as slow it sees as completed at their pace (paced.py), the others it
+        # ranks after the completed ones by how far they got. Multivariate TPE models the
+        # LR/batch-size interaction the seed journal found.
+        return PacedAsCompleted(optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":

@@ -4,7 +4,7 @@ read of a study and nothing else.
 Like Optuna's `_BracketStudy` (optuna/pruners/_hyperband.py), the view answers the trial
 lists from its own trials and a fixed set of the real study's members; anything else is an
 AttributeError, never silently the real study's. Samplers read trials through the private
-`Study._get_trials` as well as `get_trials`: both are covered (search/sampling/capped.py bounds
+`Study._get_trials` as well as `get_trials`: both are covered (search/sampling/paced.py leans on
 the private members, and its test fails when Optuna moves them).
 """
 
@@ -23,7 +23,7 @@ PUBLIC_STUDY_API = ("study_name", "direction", "directions", "user_attrs", "syst
 
 
 # Optuna's internals: pyproject bounds optuna to releases where they hold, and
-# tests/search/sampling/test_capped.py fails loudly if one moves or changes its signature.
+# tests/search/sampling/test_paced.py fails loudly if one moves or changes its signature.
 
 
 class StudyView:

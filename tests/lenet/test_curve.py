@@ -2,7 +2,7 @@
 
 import pytest
 
-from lenet.curve import first_crossing
+from lenet.curve import first_crossing, first_crossing_at
 from tests.synthetic import eval_record
 
 
@@ -16,3 +16,10 @@ def test_the_crossing_is_interpolated_between_the_bracketing_evaluations():
     # Reached at the first evaluation: interpolated from the start (chance accuracy, 0 s).
     first = first_crossing(history, 0.25)
     assert first.before is None and first.interpolate(lambda r: r.train_seconds) == pytest.approx(2.0 * 0.15 / 0.30)
+
+
+def test_first_crossing_at_interpolates_from_the_evaluation_before_or_from_chance():
+    assert first_crossing_at([0.3, 0.5, 0.7], 0.6) == (2, pytest.approx(0.5))
+    assert first_crossing_at([0.3, 0.5], 0.2) == (0, pytest.approx(0.5))  # from chance (0.1) at the start
+    assert first_crossing_at([0.3, 0.5], 0.5) == (1, 1.0)
+    assert first_crossing_at([0.3, 0.5], 0.6) is None
