@@ -11,6 +11,7 @@ from lenet.data import DeviceData, augment_batch
 from lenet.device import DevicePolicy, policy_for
 from lenet.flat import flatten_parameters
 from lenet.model import LeNet5
+from lenet.update import SgdUpdate
 
 # Images per evaluation chunk: faster than larger chunks on 2 CPU cores (docs/engine.md, "Evaluation").
 EVAL_BATCH = 1000
@@ -55,13 +56,8 @@ class Stepper:
         self.model = build_model(config, policy, data.num_classes)
         # One flat tensor for the optimizer: per-tensor optimizer work showed at batch 32 (lenet/flat.py).
         self.params = flatten_parameters(self.model)
-        self.optimizer = torch.optim.SGD(
-            [self.params],
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            nesterov=config.nesterov,
-        )
+        # SGD written out, its rates device tensors: what a CUDA graph of the step needs (lenet/update.py).
+        self.update = SgdUpdate.for_config(self.params, config)
         # Running sums stay on the device: no host synchronisation per step.
         self.loss_sum = torch.zeros((), device=data.device, dtype=policy.accumulator_dtype)
         self.correct = torch.zeros((), device=data.device, dtype=torch.int64)
@@ -76,7 +72,7 @@ class Stepper:
             loss = nn.functional.cross_entropy(logits.float(), yb)
         self.params.grad.zero_()  # not None: autograd accumulates into the flat buffer's views
         loss.backward()
-        self.optimizer.step()
+        self.update.step()
         self.loss_sum.add_(loss.detach(), alpha=len(idx))  # one kernel, summed in the accumulator's dtype
         self.correct.add_((logits.detach().argmax(dim=1) == yb).sum())
         self.seen += len(idx)

@@ -16,6 +16,7 @@ from lenet.curve import EvalRecord
 from lenet.data import DeviceData
 from lenet.device import DevicePolicy, policy_for, set_threads, warm_up
 from lenet.step import EVAL_BATCH, Stepper, evaluate
+from lenet.update import step_lr
 
 # running: it can still advance; completed: it trained its whole budget; stopped: its caller
 # ended it early; diverged: its training loss stopped being finite.
@@ -124,8 +125,7 @@ class TrainingRun:
 
     def _run(self) -> Iterator[EvalRecord]:
         config, data, policy, stepper = self.config, self.data, self.policy, self.stepper
-        model, optimizer = stepper.model, stepper.optimizer
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+        model = stepper.model
         generator = policy.generator(config.seed)
         n, device = len(data.train_x), data.device
         steps_per_epoch = math.ceil(n / config.batch_size)
@@ -137,7 +137,8 @@ class TrainingRun:
         for epoch in range(config.max_epochs):
             tick = policy.clock()
             perm = torch.randperm(n, device=policy.generator_device, generator=generator).to(device)
-            lr_now = optimizer.param_groups[0]["lr"]
+            lr_now = step_lr(config, epoch)  # StepLR's rate, set once an epoch (a fill on the device)
+            stepper.update.set_lr(lr_now)
             for i in range(steps_per_epoch):
                 idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
                 stepper(idx, generator)
@@ -172,7 +173,6 @@ class TrainingRun:
                     return
                 yield record  # the caller may pause here: neither clock runs until it resumes
                 wall_tick = tick = policy.clock()
-            scheduler.step()
 
 
 def train(
