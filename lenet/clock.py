@@ -27,6 +27,7 @@ from lenet.data import DeviceData
 from lenet.device import DevicePolicy, hardware, policy_for, set_threads, warm_up
 from lenet.errors import InputError
 from lenet.step import EVAL_BATCH, Stepper, evaluate
+from lenet.steps import StaticSteps, make_steps
 
 CLOCK_FORMAT = "lenet-search/step-clock-v1"
 
@@ -188,6 +189,9 @@ class _Block:
         self.generator = policy.generator(0)
         self.n = len(data.train_x)
         self.per_block: dict[int, int] = {}
+        # The steps the runs take: where they replay graphs, the clock times replays (lenet/steps.py).
+        steps = make_steps(self.stepper, self.n, self.generator, graphs=policy.graph_steps)
+        self.graphed = steps if isinstance(steps, StaticSteps) else None
 
     def time(self, size: int, block_seconds: float) -> float:
         """Seconds per step over a block of steps on batches of `size` images."""
@@ -204,6 +208,8 @@ class _Block:
         return self.policy.clock() - start
 
     def _run(self, size: int, steps: int) -> float:
+        if self.graphed is not None:
+            return self._run_graphed(size, steps)
         idx = [
             torch.randint(0, self.n, (size,), device=self.policy.generator_device, generator=self.generator).to(
                 self.policy.device
@@ -213,4 +219,14 @@ class _Block:
         start = self.policy.clock()
         for i in idx:
             self.stepper(i, self.generator)
+        return self.policy.clock() - start
+
+    def _run_graphed(self, size: int, steps: int) -> float:
+        graphed = self.graphed
+        graphed.begin_epoch(torch.randperm(self.n, device=self.policy.device, generator=self.generator))
+        i = graphed.steps_per_epoch - 1 if size != self.batch_size else 0  # the partial step is the last
+        graphed.step(i)  # captured at first use, outside the timing
+        start = self.policy.clock()
+        for _ in range(steps):
+            graphed.step(i)
         return self.policy.clock() - start

@@ -30,6 +30,7 @@ class DevicePolicy:
     generator_device: torch.device  # where the shuffling/augmentation generator lives
     sync: Literal["cuda", "mps", "none"]  # how to wait for the device's queued work
     cudnn_benchmark: bool = False  # autotune convolutions per input shape (once per process)
+    graph_steps: bool = False  # replay training steps from CUDA graphs (lenet/steps.py)
     memory_format: torch.memory_format = torch.channels_last
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -68,7 +69,8 @@ def policy_for(device: torch.device | str) -> DevicePolicy:
         # fp32, no autocast: LeNet-5's step on a card is bound by kernel launches, not arithmetic,
         # and bf16 autocast only adds cast kernels. Measured on an H100 (benchmarks/step_precision.py,
         # docs/engine.md): fp32 took 0.81-0.97x the bf16 step's time at batch 32-2048.
-        return DevicePolicy(device, None, torch.float64, device, "cuda", cudnn_benchmark=True)
+        # Steps from CUDA graphs: the eager step waits on launches (8.6x-1.7x, docs/engine.md).
+        return DevicePolicy(device, None, torch.float64, device, "cuda", cudnn_benchmark=True, graph_steps=True)
     if device.type == "mps":
         # No float64 on MPS; its generator support varies by release, so shuffling draws on the CPU.
         return DevicePolicy(device, None, torch.float32, torch.device("cpu"), "mps")

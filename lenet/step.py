@@ -64,6 +64,12 @@ class Stepper:
         self.seen = 0
 
     def __call__(self, idx: torch.Tensor, generator: torch.Generator) -> None:
+        self.compute(idx, generator)
+        self.seen += len(idx)
+
+    def compute(self, idx: torch.Tensor, generator: torch.Generator) -> None:
+        """The step's device work alone: what a CUDA graph captures (lenet/steps.py), the host
+        counting the images apart."""
         xb, yb = self.data.train_x[idx], self.data.train_y[idx]
         if self.config.augment:
             xb = augment_batch(xb, generator)
@@ -75,7 +81,6 @@ class Stepper:
         self.update.step()
         self.loss_sum.add_(loss.detach(), alpha=len(idx))  # one kernel, summed in the accumulator's dtype
         self.correct.add_((logits.detach().argmax(dim=1) == yb).sum())
-        self.seen += len(idx)
 
     def take_averages(self) -> tuple[float, float]:
         """Mean training loss and accuracy over the steps since the last call; starts anew."""

@@ -16,6 +16,7 @@ from lenet.curve import EvalRecord
 from lenet.data import DeviceData
 from lenet.device import DevicePolicy, policy_for, set_threads, warm_up
 from lenet.step import EVAL_BATCH, Stepper, evaluate
+from lenet.steps import make_steps
 from lenet.update import step_lr
 
 # running: it can still advance; completed: it trained its whole budget; stopped: its caller
@@ -128,6 +129,7 @@ class TrainingRun:
         model = stepper.model
         generator = policy.generator(config.seed)
         n, device = len(data.train_x), data.device
+        steps = make_steps(stepper, n, generator, graphs=policy.graph_steps)
         steps_per_epoch = math.ceil(n / config.batch_size)
         eval_steps = {s for s in evaluation_steps(config, n) if s <= steps_per_epoch}  # within an epoch
         train_seconds = wall_seconds = 0.0
@@ -139,11 +141,11 @@ class TrainingRun:
             perm = torch.randperm(n, device=policy.generator_device, generator=generator).to(device)
             lr_now = step_lr(config, epoch)  # StepLR's rate, set once an epoch (a fill on the device)
             stepper.update.set_lr(lr_now)
+            steps.begin_epoch(perm)
             for i in range(steps_per_epoch):
-                idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
-                stepper(idx, generator)
+                steps.step(i)
                 step += 1
-                images += len(idx)
+                images += min(config.batch_size, n - i * config.batch_size)
                 if i + 1 not in eval_steps:
                     continue
                 train_seconds += policy.clock() - tick

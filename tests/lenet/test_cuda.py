@@ -4,6 +4,9 @@ Skipped without CUDA (CI has none); run on a lent GPU by benchmarks/gpu_check.sh
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -12,7 +15,8 @@ from lenet.clock import calibrate_clock
 from lenet.config import TrainConfig
 from lenet.data import load_dataset
 from lenet.device import is_out_of_memory, policy_for
-from lenet.step import evaluate
+from lenet.step import Stepper, evaluate
+from lenet.steps import make_steps
 from lenet.train import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -85,3 +89,36 @@ def test_the_step_clock_prices_a_cuda_run_close_to_its_measured_seconds(cuda_dat
     measured = run.history[-1].train_seconds
     # Tiny synthetic epochs are dominated by per-step launches: the same order, within 2x.
     assert 0.5 < measured / priced < 2.0
+
+
+def test_graphed_steps_give_the_eager_curves_on_the_card(cuda_data):
+    # The policy replays steps from CUDA graphs on a card (lenet/steps.py); the eager step is the
+    # reference. The same kernels in both, so the same curves to the last bit, and no fallback.
+    eager = dataclasses.replace(policy_for("cuda"), graph_steps=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a capture that failed or differed would warn
+        graphed = train(TrainConfig(**FAST), cuda_data)
+    plain = train(TrainConfig(**FAST), cuda_data, policy=eager)
+    assert [r.train_loss for r in graphed.history] == [r.train_loss for r in plain.history]
+    assert [r.val_accuracy for r in graphed.history] == [r.val_accuracy for r in plain.history]
+
+
+def test_a_graphed_epoch_never_synchronises_with_the_host(cuda_data):
+    policy = policy_for("cuda")
+    stepper = Stepper(TrainConfig(**FAST), cuda_data, policy)
+    generator = policy.generator(0)
+    n = len(cuda_data.train_x)
+    steps = make_steps(stepper, n, generator, graphs=True)
+    steps.begin_epoch(torch.randperm(n, device="cuda", generator=generator))
+    per_epoch = -(-n // FAST["batch_size"])
+    for i in range(per_epoch):  # captures both kinds of step (their checks read back: allowed here)
+        steps.step(i)
+    steps.begin_epoch(torch.randperm(n, device="cuda", generator=generator))
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for i in range(per_epoch):
+            steps.step(i)
+        stepper.update.set_lr(0.001)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(replay is not None for replay in steps.replays.values())
