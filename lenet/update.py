@@ -40,14 +40,74 @@ class SgdUpdate:
         """The learning rate for the steps to come (a fill: no host synchronisation)."""
         self.lr.fill_(lr)
 
-    @torch.no_grad()
     def step(self) -> None:
-        grad = self.param.grad
-        if self.decays:
-            grad = grad.addcmul(self.param, self.weight_decay)  # grad + weight_decay * param, as SGD's add(alpha=)
-        self.buffer.mul_(self.momentum).add_(grad)
-        direction = grad.addcmul(self.buffer, self.momentum) if self.nesterov else self.buffer
-        self.param.addcmul_(direction, self.lr, value=-1)  # param - lr * direction, as SGD's add_(alpha=-lr)
+        sgd_step(self.param, self.buffer, self.lr, self.momentum, self.weight_decay, self.decays, self.nesterov)
+
+
+class MemberSgdUpdate:
+    """The same update for a population's flat parameter (lenet/wide.py): each element takes
+    the learning rate, momentum and weight decay of the member that owns it (`owners`, the
+    member of each element of `param`). Per member the arithmetic is `SgdUpdate`'s, element by
+    element; the per-element rates are gathered from the members' once per change."""
+
+    def __init__(
+        self,
+        param: nn.Parameter,
+        owners: torch.Tensor,
+        lr: list[float],
+        momentum: list[float],
+        weight_decay: list[float],
+        nesterov: bool,
+    ) -> None:
+        self.param, self.owners, self.nesterov = param, owners, nesterov
+        like = {"device": param.device, "dtype": param.dtype}
+        self.member_rates = {
+            "lr": torch.tensor(lr, **like),
+            "momentum": torch.tensor(momentum, **like),
+            "weight_decay": torch.tensor(weight_decay, **like),
+        }
+        self.decays = any(w != 0 for w in weight_decay)
+        self.buffer = torch.zeros_like(param)
+        self.lr, self.momentum, self.weight_decay = (torch.empty_like(param) for _ in range(3))
+        self._expand()
+
+    def set_member(self, member: int, **rates: float) -> None:
+        """Member `member`'s lr, momentum or weight_decay for the steps to come (fills and a
+        gather: no host synchronisation)."""
+        for name, value in rates.items():
+            self.member_rates[name][member].fill_(value)
+            self.decays = self.decays or (name == "weight_decay" and value != 0)
+        self._expand()
+
+    def reset_member(self, member: int) -> None:
+        """Member `member`'s momentum forgotten: its slot starts a new trial."""
+        self.buffer.masked_fill_(self.owners == member, 0.0)
+
+    def _expand(self) -> None:
+        for name in ("lr", "momentum", "weight_decay"):
+            torch.index_select(self.member_rates[name], 0, self.owners, out=getattr(self, name))
+
+    def step(self) -> None:
+        sgd_step(self.param, self.buffer, self.lr, self.momentum, self.weight_decay, self.decays, self.nesterov)
+
+
+@torch.no_grad()
+def sgd_step(
+    param: nn.Parameter,
+    buffer: torch.Tensor,
+    lr: torch.Tensor,
+    momentum: torch.Tensor,
+    weight_decay: torch.Tensor,
+    decays: bool,
+    nesterov: bool,
+) -> None:
+    """One SGD step of `param` by its `.grad`, the rates 0-d tensors or one per element."""
+    grad = param.grad
+    if decays:
+        grad = grad.addcmul(param, weight_decay)  # grad + weight_decay * param, as SGD's add(alpha=)
+    buffer.mul_(momentum).add_(grad)
+    direction = grad.addcmul(buffer, momentum) if nesterov else buffer
+    param.addcmul_(direction, lr, value=-1)  # param - lr * direction, as SGD's add_(alpha=-lr)
 
 
 def step_lr(config: TrainConfig, epoch: int) -> float:
