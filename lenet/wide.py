@@ -40,9 +40,9 @@ class WideLeNet5(nn.Module):
     @classmethod
     def of(cls, models: Sequence[LeNet5]) -> WideLeNet5:
         """The wide model holding a copy of each of `models`' weights, member k the k-th."""
-        wide = cls(len(models), models[0].fc3.out_features)
+        like = models[0].conv1.weight
+        wide = cls(len(models), models[0].fc3.out_features).to(device=like.device, dtype=like.dtype)
         with torch.no_grad():
-            wide.to(dtype=models[0].conv1.weight.dtype)
             for k, model in enumerate(models):
                 wide.load_member(k, model)
         return wide
