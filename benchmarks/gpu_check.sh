@@ -2,7 +2,8 @@
 # The checks only a CUDA card can make, as one script for a lent GPU machine (15 minutes of
 # device time a session, start included): the CUDA-only tests, one training run of the default
 # schedule and of the journal's batch-2048 schedule, the engine against the naive pipeline,
-# bf16 against fp32 per step, and a default 100-trial study with its confirmation.
+# bf16 against fp32 per step, eager against graphed steps and populations
+# (benchmarks/graph_population.py), and a default 100-trial study with its confirmation.
 #
 #   DATA=path/to/cifar10-images.tar.gz OUT=folder bash benchmarks/gpu_check.sh
 #
@@ -43,6 +44,9 @@ timeout 120 $PY benchmarks/step_precision.py --data "$DATA" --device "$DEVICE" -
 
 step "bench: engine against the naive DataLoader pipeline"
 timeout 150 $LS bench --data "$DATA" --device "$DEVICE" --batch-sizes 128,512,2048 --epochs 2 --workers 8 2>&1 | tail -12
+
+step "graphed steps and populations: ms per step, members against solo runs, a sync-checked epoch"
+timeout 240 $PY benchmarks/graph_population.py --data "$DATA" --device "$DEVICE" --rounds 3 2>&1 | tail -30
 
 step "optimize --trials $TRIALS, defaults, confirmation included"
 start=$(date +%s)
