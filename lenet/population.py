@@ -28,6 +28,7 @@ from lenet.errors import ConfigError
 from lenet.flat import flatten_parameters
 from lenet.model import LeNet5
 from lenet.step import EVAL_BATCH, build_model
+from lenet.steps import Capture, GraphedSteps, StaticSteps, capture_cuda
 from lenet.train import Status, evaluation_steps
 from lenet.update import MemberSgdUpdate, step_lr
 from lenet.wide import WideLeNet5, gather_batches, members_loss, owners_of
@@ -47,7 +48,6 @@ class Member:
     history: list[EvalRecord] = field(default_factory=list)
     status: Status = "running"
     reason: str = "running"
-    perm: torch.Tensor | None = None
 
 
 class PopulationRun:
@@ -55,7 +55,12 @@ class PopulationRun:
     trains every running member to the next evaluation and returns {slot: its record}."""
 
     def __init__(
-        self, configs: Sequence[TrainConfig | None], data: DeviceData, *, policy: DevicePolicy | None = None
+        self,
+        configs: Sequence[TrainConfig | None],
+        data: DeviceData,
+        *,
+        policy: DevicePolicy | None = None,
+        capture: Capture = capture_cuda,
     ) -> None:
         given = [c for c in configs if c is not None]
         if not given:
@@ -88,7 +93,14 @@ class PopulationRun:
         device, acc = data.device, self.policy.accumulator_dtype
         self.loss_sums = torch.zeros(self.slots, device=device, dtype=acc)
         self.correct = torch.zeros(self.slots, device=device, dtype=torch.int64)
-        self.seen = 0
+        self.seen = 0  # images stepped, as the static steps count them (members count their own)
+        # The batches found on the device from one permutation per member, replayed from CUDA
+        # graphs where the policy says so (lenet/steps.py).
+        self.steps: StaticSteps = (
+            GraphedSteps(self, n, self.batch_size, None, capture, rows=self.slots)
+            if self.policy.graph_steps
+            else StaticSteps(self, n, self.batch_size, None, rows=self.slots)
+        )
         self.at_epoch_boundary = True
         self._records = self._run()
 
@@ -161,29 +173,27 @@ class PopulationRun:
 
     def _begin_epoch(self) -> None:
         n = len(self.data.train_x)
+        idle = torch.arange(n, device=self.data.device)  # an idle slot trains on anything: its rate is 0
+        rows = [idle] * self.slots
         for slot in self.running():
             member = self.members[slot]
-            member.perm = torch.randperm(n, device=self.policy.generator_device, generator=member.generator).to(
+            # The member's own generator, drawn as its solo run draws it: the same batches.
+            rows[slot] = torch.randperm(n, device=self.policy.generator_device, generator=member.generator).to(
                 self.data.device
             )
             self.update.set_member(slot, lr=step_lr(member.config, member.epoch))
             member.epoch += 1
+        self.steps.begin_epoch(torch.stack(rows))
 
     def _step(self, i: int) -> None:
-        batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        placeholder = None
-        rows = []
-        for member in self.members:
-            if member is not None and member.status == "running":
-                rows.append(member.perm[batch])
-            else:  # an idle slot trains on anything: its rate is 0
-                placeholder = (
-                    placeholder
-                    if placeholder is not None
-                    else torch.arange(batch.start, min(batch.stop, len(self.data.train_x)), device=self.data.device)
-                )
-                rows.append(placeholder)
-        idx = torch.stack(rows)
+        self.steps.step(i)
+
+    def state(self) -> list[torch.Tensor]:
+        """Every tensor a step changes."""
+        return [self.params, self.params.grad, self.update.buffer, self.loss_sums, self.correct]
+
+    def compute(self, idx: torch.Tensor, generator: torch.Generator | None) -> None:
+        """One step of every member on its batch of `idx` (K, B): the device work a graph captures."""
         x, y = gather_batches(self.data.train_x, idx), self.data.train_y[idx]
         with self.policy.autocast():
             logits = self.model(x)
@@ -198,7 +208,6 @@ class PopulationRun:
             ).view(k, size)
             self.loss_sums.add_(per_member.sum(dim=1).to(self.loss_sums.dtype))
             self.correct.add_((logits.detach().argmax(dim=2) == y).sum(dim=1))
-        self.seen = idx.shape[1]
 
     def _evaluate(self) -> tuple[list[float], list[float]]:
         """Every member's validation loss and accuracy, one read back for all."""
@@ -228,13 +237,15 @@ class PopulationRun:
             self._begin_epoch()
             self.at_epoch_boundary = False
             tick = wall_tick = policy.clock()
+            n = len(self.data.train_x)
             for i in range(self.steps_per_epoch):
                 self._step(i)
+                size = min(self.batch_size, n - i * self.batch_size)
                 for slot in self.running():
                     member = self.members[slot]
                     member.step += 1
-                    member.images += self.seen
-                    images_since[slot] += self.seen
+                    member.images += size
+                    images_since[slot] += size
                 if i + 1 not in self.eval_steps:
                     continue
                 elapsed = policy.clock() - tick

@@ -82,6 +82,10 @@ class Stepper:
         self.loss_sum.add_(loss.detach(), alpha=len(idx))  # one kernel, summed in the accumulator's dtype
         self.correct.add_((logits.detach().argmax(dim=1) == yb).sum())
 
+    def state(self) -> list[torch.Tensor]:
+        """Every tensor a step changes (a graph's capture is checked against them)."""
+        return [self.params, self.params.grad, self.update.buffer, self.loss_sum, self.correct]
+
     def take_averages(self) -> tuple[float, float]:
         """Mean training loss and accuracy over the steps since the last call; starts anew."""
         loss, accuracy = self.loss_sum.item() / self.seen, self.correct.item() / self.seen

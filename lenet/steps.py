@@ -26,6 +26,17 @@ Replay = Callable[[], None]
 Capture = Callable[[Replay], Replay]  # captures a step's device work, returns its replay
 
 
+class DeviceStepper(Protocol):
+    """What the static steps drive: a solo run's `Stepper`, or a population (lenet/population.py)."""
+
+    params: torch.Tensor
+    seen: int
+
+    def compute(self, idx: torch.Tensor, generator: torch.Generator | None) -> None: ...
+
+    def state(self) -> list[torch.Tensor]: ...
+
+
 class Steps(Protocol):
     """The steps of an epoch: `begin_epoch(perm)`, then `step(i)` for i = 0, 1, ... in turn."""
 
@@ -52,15 +63,24 @@ class EagerSteps:
 class StaticSteps:
     """The same steps on static buffers, run eagerly: the permutation copied into a fixed tensor
     each epoch and batch i found on the device from a step counter, so that a captured step
-    replays without the host. The batch indices are the eager loop's, so are the curves."""
+    replays without the host. The batch indices are the eager loop's, so are the curves. A
+    population has one permutation per member (`rows`), and batch i of each."""
 
-    def __init__(self, stepper: Stepper, train_size: int, batch_size: int, generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        stepper: DeviceStepper,
+        train_size: int,
+        batch_size: int,
+        generator: torch.Generator | None,
+        rows: int | None = None,
+    ) -> None:
         device = stepper.params.device
         self.stepper, self.generator = stepper, generator
         self.train_size, self.batch_size = train_size, batch_size
         self.steps_per_epoch = -(-train_size // batch_size)
         self.partial_size = train_size % batch_size
-        self.perm = torch.zeros(train_size, dtype=torch.long, device=device)
+        shape = (train_size,) if rows is None else (rows, train_size)
+        self.perm = torch.zeros(shape, dtype=torch.long, device=device)
         self.counter = torch.zeros((), dtype=torch.long, device=device)
         self.offsets = {
             False: torch.arange(batch_size, device=device),
@@ -83,14 +103,13 @@ class StaticSteps:
         """One step's device work: what a graph captures."""
         # Modulo the training set: the identity in an epoch, and steps timed past an epoch's
         # end (the step clock's blocks) stay in range.
-        idx = self.perm[(self.counter * self.batch_size + self.offsets[partial]) % self.train_size]
+        idx = self.perm[..., (self.counter * self.batch_size + self.offsets[partial]) % self.train_size]
         self.stepper.compute(idx, self.generator)
         self.counter.add_(1)
 
     def state(self) -> list[torch.Tensor]:
         """Every tensor a step changes."""
-        s = self.stepper
-        return [s.params, s.params.grad, s.update.buffer, s.loss_sum, s.correct, self.counter]
+        return [*self.stepper.state(), self.counter]
 
 
 class GraphedSteps(StaticSteps):
@@ -100,9 +119,15 @@ class GraphedSteps(StaticSteps):
     a warning."""
 
     def __init__(
-        self, stepper: Stepper, train_size: int, batch_size: int, generator: torch.Generator, capture: Capture
+        self,
+        stepper: DeviceStepper,
+        train_size: int,
+        batch_size: int,
+        generator: torch.Generator | None,
+        capture: Capture,
+        rows: int | None = None,
     ) -> None:
-        super().__init__(stepper, train_size, batch_size, generator)
+        super().__init__(stepper, train_size, batch_size, generator, rows)
         self.capture = capture
         self.replays: dict[bool, Replay | None] = {}  # None: that kind of step runs eagerly
 

@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 
 from lenet.config import TrainConfig
+from lenet.device import policy_for
 from lenet.errors import ConfigError
 from lenet.population import PopulationRun
 from lenet.train import train
@@ -105,3 +106,24 @@ def test_members_must_share_the_batch_size_and_evaluations(synthetic_data):
         PopulationRun([CONFIGS[0], dataclasses.replace(CONFIGS[1], augment=True)], synthetic_data)
     with pytest.raises(ConfigError, match="at least one member"):
         PopulationRun([None, None], synthetic_data)
+
+
+def test_a_graphed_population_gives_the_eager_populations_curves(synthetic_data):
+    # The population's step replayed from graphs (captures standing in for CUDA's, which run the
+    # step itself) against the eager population: bit for bit, each kind of step captured once.
+    captured = []
+
+    def capture(step):
+        captured.append(step)
+        for _ in range(3):  # capture_cuda's warm-up trains: the run must undo it
+            step()
+        return step
+
+    graphing = dataclasses.replace(policy_for(synthetic_data.device), graph_steps=True)
+    configs = [dataclasses.replace(c, batch_size=96) for c in CONFIGS]  # 1,600 images: a partial batch of 64
+    graphed = PopulationRun(configs, synthetic_data, policy=graphing, capture=capture)
+    curves = _curves(graphed)
+    plain = _curves(PopulationRun(configs, synthetic_data))
+    assert len(captured) == 2 and all(r is not None for r in graphed.steps.replays.values())
+    for slot in range(3):
+        _bitwise(curves[slot], plain[slot])
