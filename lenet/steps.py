@@ -177,21 +177,13 @@ def capture_cuda(step: Replay) -> Replay:
             step()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, pool=_pool()):
+    # Each graph its own memory pool: runs are suspended and resumed in any order (the
+    # confirmation race), and a pool shared across captures is safe only for graphs replayed in
+    # the order they were captured (PyTorch's notes on CUDA graphs, "Sharing memory across
+    # captures"). A graph's pool holds one step's intermediates and goes with its run.
+    with torch.cuda.graph(graph):
         step()
     return graph.replay
-
-
-_POOL: tuple | None = None
-
-
-def _pool() -> tuple:
-    """One memory pool for every graph of the process: nothing persistent lives in it and
-    replays never overlap (PyTorch's notes on CUDA graphs, "Sharing memory across captures")."""
-    global _POOL
-    if _POOL is None:
-        _POOL = torch.cuda.graph_pool_handle()
-    return _POOL
 
 
 def make_steps(
