@@ -1,6 +1,7 @@
 """The GPU issue's figures, side by side in one run: ms per optimizer step of the eager step, the
 step replayed from a CUDA graph (lenet/steps.py) and a population's step per member
-(lenet/population.py, eager) at each batch size; a population's members against their solo
+(lenet/population.py; replayed from graphs where the device policy graphs, as on a card) at
+each batch size; a population's members against their solo
 runs after 2 epochs; one graphed epoch under `torch.cuda.set_sync_debug_mode("error")`.
 
     python benchmarks/graph_population.py --data .gpudata/cifar10-images.tar.gz

@@ -233,10 +233,11 @@ class PopulationRun:
         policy = self.policy
         self.model.train()
         images_since: list[int] = [0] * self.slots
+        wall_tick = policy.clock()
         while self.running():
+            tick = policy.clock()  # the epoch's shuffles count, as in a solo run (lenet/train.py)
             self._begin_epoch()
             self.at_epoch_boundary = False
-            tick = wall_tick = policy.clock()
             n = len(self.data.train_x)
             for i in range(self.steps_per_epoch):
                 self._step(i)

@@ -24,8 +24,12 @@ HOST_READS = frozenset(
         "aten.masked_select.default",
         "aten.unique_consecutive.default",
         "aten._unique2.default",
+        "aten.repeat_interleave.Tensor",
     }
 )
+# What it cannot see on the CPU: `.tolist()` and `.cpu()` of a CPU tensor reach no operation,
+# and a boolean mask's `nonzero` happens inside `aten.index`. On a card
+# `torch.cuda.set_sync_debug_mode("error")` sees those (tests/lenet/test_cuda.py).
 
 
 class HostReads(TorchDispatchMode):

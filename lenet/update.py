@@ -66,7 +66,9 @@ class MemberSgdUpdate:
             "momentum": torch.tensor(momentum, **like),
             "weight_decay": torch.tensor(weight_decay, **like),
         }
-        self.decays = any(w != 0 for w in weight_decay)
+        # Always the decay's kernels: a graph bakes this choice in, and a refilled member may bring
+        # a weight decay; a rate of 0 adds 0 * param, the gradient exactly.
+        self.decays = True
         self.buffer = torch.zeros_like(param)
         self.lr, self.momentum, self.weight_decay = (torch.empty_like(param) for _ in range(3))
         self._expand()
@@ -76,7 +78,6 @@ class MemberSgdUpdate:
         gather: no host synchronisation)."""
         for name, value in rates.items():
             self.member_rates[name][member].fill_(value)
-            self.decays = self.decays or (name == "weight_decay" and value != 0)
         self._expand()
 
     def reset_member(self, member: int) -> None:

@@ -41,7 +41,9 @@ class WideLeNet5(nn.Module):
     def of(cls, models: Sequence[LeNet5]) -> WideLeNet5:
         """The wide model holding a copy of each of `models`' weights, member k the k-th."""
         like = models[0].conv1.weight
-        wide = cls(len(models), models[0].fc3.out_features).to(device=like.device, dtype=like.dtype)
+        with torch.random.fork_rng(devices=[]):  # the layers' own initialisation, overwritten below
+            wide = cls(len(models), models[0].fc3.out_features)
+        wide = wide.to(device=like.device, dtype=like.dtype)
         with torch.no_grad():
             for k, model in enumerate(models):
                 wide.load_member(k, model)

@@ -40,8 +40,8 @@ def paced_value(
     trial: FrozenTrial, leader_seconds: float, leader_points: Sequence[tuple[float, float]]
 ) -> float | None:
     """The time to target a trial the pruner stopped as slow is shown at: the leader's
-    (`leader_seconds`, its curve `leader_points`) scaled by how much longer the trial took to
-    reach its best accuracy than the leader did; None for any other trial."""
+    (`leader_seconds`, its curve `leader_points`) scaled by the trial's training when stopped
+    over the leader's time to the best accuracy the trial had by then; None for any other trial."""
     if trial.state != TrialState.PRUNED or TrialRecord.of(trial).outcome not in SLOW_RULES:
         return None
     points = curve_points(trial)

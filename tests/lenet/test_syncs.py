@@ -56,4 +56,4 @@ def test_the_steps_state_stays_at_the_same_addresses(synthetic_data):
     stepper.update.set_lr(0.02)
     stepper.take_averages()
     assert [t.data_ptr() for t in state] == before
-    assert stepper.params.grad.data_ptr() == before[1] and not torch.equal(stepper.update.buffer, torch.zeros(1))
+    assert stepper.params.grad.data_ptr() == before[1] and stepper.update.buffer.abs().sum() > 0

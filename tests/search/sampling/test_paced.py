@@ -46,7 +46,8 @@ def _trial(x, points, *, value=None, outcome=None):
 def test_a_slow_trial_is_shown_at_the_leaders_time_scaled_by_its_pace():
     # 0.40 after 20 s: the leader had it after 10 s, so this trial is half as fast: 80 s.
     assert paced_value(_trial(0.5, [(20.0, 0.40)], outcome="behind"), 40.0, LEADER) == pytest.approx(80.0)
-    # 0.55 after 30 s against the leader's 20 s (its best counts, not its last point): 60 s.
+    # Best 0.55 (its best counts, not its last point), stopped after 36 s; the leader had 0.55
+    # at 20 s: 40 s x 36 / 20 = 72 s.
     trial = _trial(0.5, [(15.0, 0.45), (30.0, 0.55), (36.0, 0.54)], outcome="underfit")
     assert paced_value(trial, 40.0, LEADER) == pytest.approx(40.0 * 36.0 / 20.0)
     # Between the leader's evaluations its time is interpolated as a time to target is:
