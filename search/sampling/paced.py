@@ -4,13 +4,14 @@ the time its pace would have taken to the target.
 Optuna's TPE ranks every pruned trial after every completed one, and pruned trials among
 themselves by the last step they reported (an epoch), so with the pruner on its "good" group
 held the study's first, slow leader and the near misses that trained longest, and a trial stopped
-at half an epoch (which reports no step) came last whatever it had shown (docs/search.md, "Whole
+at half an epoch (which reports step 0) came last whatever it had shown (docs/search.md, "Whole
 studies, seed 11"). A stopped trial is a censored run (SMAC with censored data, Hutter et al.
 2011): known only to take longer than it trained. Its imputed time here is its **pace** against
 the leader, who needed `tau` seconds of the clock to reach the best accuracy the trial reached
 in the `t` it trained before it was stopped: the leader's time to target scaled by `t / tau`,
-never better than the leader's (the trial lost to it). Ranked so, the stopped trials of two unpruned studies follow their true times
-to target better than by the step they reached (benchmarks/sampler_food.py; docs/search.md).
+never better than the leader's (the trial lost to it). Ranked so, the stopped trials of two
+unpruned studies follow their true times to target better than by the step they reached
+(benchmarks/sampler_food.py; docs/search.md).
 
 The storage is not touched: the trial stays PRUNED without a value, and everything this tool
 shows comes from the real values; only the sampler's view changes. Trials that Optuna's own
