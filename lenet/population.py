@@ -149,6 +149,11 @@ class PopulationRun:
     def advance(self) -> dict[int, EvalRecord]:
         """Train the running members to the next evaluation: {slot: record}; empty once none runs."""
         if not self.running():
+            # The last member ended (diverged, say) within an epoch: the idle slots need not
+            # finish it, and a refill starts the next.
+            if not self.at_epoch_boundary:
+                self.at_epoch_boundary = True
+                self._records = self._run()
             return {}
         records = next(self._records, None)
         if records is None:  # the last run of epochs ended with no member left: start anew

@@ -113,6 +113,9 @@ class TrainingRun:
         """End the run early; `reason` says why."""
         self.status, self.reason = "stopped", reason
 
+    def release(self) -> None:
+        """Its caller is done with it (a population's member gives its slot back; a solo run holds none)."""
+
     def result(self) -> TrainResult:
         return TrainResult(
             config=self.config,

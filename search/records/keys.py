@@ -66,6 +66,7 @@ WARM_SOURCE = "source"  # ... and which trial of which study they were
 STUDY_HARDWARE = "hardware"  # lenet.device.hardware(): device name and count, CUDA and cuDNN versions
 STUDY_JOBS = "jobs"  # worker processes of the run that created it
 STUDY_LANES = "lanes"  # lanes of its schedule (search/run/schedule.py): fixed when it is created
+STUDY_POPULATION = "population"  # members a population trains as one model (lenet/members.py); 1: solo runs
 STUDY_CLOCK = "clock"  # "calibrated" or "measured": what a trial's seconds are
 STUDY_CLOCK_TABLE = "clock_table"  # lenet.clock.StepClock.to_dict(), for the calibrated clock
 STUDY_WAITED = "waited:"  # + an executor's id: the wall seconds it waited for other lanes

@@ -25,6 +25,7 @@ from search.records.keys import (
     STUDY_JOBS,
     STUDY_LANES,
     STUDY_OBJECTIVE,
+    STUDY_POPULATION,
     STUDY_SCHEMA,
     STUDY_SEED,
     STUDY_SPACE,
@@ -62,6 +63,7 @@ class StudyRecord(Stored):
     hardware: dict[str, Any] | None = stored(STUDY_HARDWARE, None)  # None: a study stored before it was recorded
     jobs: int = stored(STUDY_JOBS, 1)
     lanes: int = stored(STUDY_LANES, 1)  # studies from before lanes ran one trial at a time
+    population: int = stored(STUDY_POPULATION, 1)  # studies from before populations trained solo
     clock: str = stored(STUDY_CLOCK, "measured")  # studies stored before the step clock read the wall clock
     clock_table: dict[str, Any] | None = stored(STUDY_CLOCK_TABLE, None)
     confirmation: dict[str, Any] | None = stored(STUDY_CONFIRMATION, None)  # written by the confirmation race

@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lenet.data import load_dataset
 from lenet.device import policy_for, set_threads
+from lenet.members import PopulationPool
 from search.records.study import StudyRecord
 from search.records.trial import abandoned, placement_of, taken_over, write_failure, write_taken_over
 from search.run.lane_trial import LaneTrial, TrialContext, TrialFailed
@@ -57,6 +58,7 @@ class Executor:
     ) -> None:
         threads = set_threads(placement.threads) if placement.threads is not None else None
         data = load_dataset(spec.request.data, placement.device, val_size=spec.request.val_size)
+        policy = policy_for(data.device)
         self.ctx = TrialContext(
             study=study,
             space=spec.space,
@@ -64,10 +66,12 @@ class Executor:
             data=data,
             seed=spec.request.seed,
             threads=threads,
-            policy=policy_for(data.device),
+            policy=policy,
             clock=record.step_clock(),
             baseline=record.baseline is not None,
             trial_note=spec.trial_note,
+            # The trials of one batch size this executor holds train as one model (lenet/members.py).
+            populations=PopulationPool(data, record.population, policy=policy) if record.population > 1 else None,
         )
         self.study, self.spec, self.lanes, self.capacity = study, spec, record.lanes, capacity
         self.on_trial = on_trial
@@ -217,9 +221,11 @@ class Executor:
         for number, held in list(self.held.items()):
             stored = states.get(number)
             if stored is not None and not stored.state.is_finished() and taken_over(stored) > held.generation:
+                held.release_run()
                 del self.held[number]
                 continue
             if held.done or (stored is not None and stored.state.is_finished()):
+                held.release_run()
                 del self.held[number]
                 if stored is not None and stored.state.is_finished() and self.on_trial is not None:
                     self.on_trial(stored)

@@ -25,6 +25,7 @@ from lenet.config import TrainConfig
 from lenet.curve import EvalRecord
 from lenet.data import DeviceData
 from lenet.device import DevicePolicy, is_out_of_memory
+from lenet.members import MemberRun, PopulationPool
 from lenet.train import TrainingRun, evaluation_steps
 from search.clock.pricing import clock_seconds, lane_seconds, time_to_target
 from search.pruning.as_of import prune_as_of
@@ -70,6 +71,7 @@ class TrialContext:
     clock: StepClock | None  # None: the measured clock
     baseline: bool  # the study has a baseline: trial 0 trains it
     trial_note: TrialNote | None = None
+    populations: PopulationPool | None = None  # None: every trial trains alone
 
 
 class LaneTrial:
@@ -81,7 +83,7 @@ class LaneTrial:
         self.generation = generation  # the take-over that holds it (0: asked for here)
         self.placement: Placement | None = None
         self.config: TrainConfig | None = None
-        self.run: TrainingRun | None = None
+        self.run: TrainingRun | MemberRun | None = None
         self.steps: list[int] = []  # optimizer steps at each evaluation
         self.curve: list[dict[str, float]] = []
         self.pending: EvalRecord | None = None  # computed, not yet decided
@@ -131,7 +133,11 @@ class LaneTrial:
         assert self.config is not None
         self.placement = placement
         self.steps = evaluation_steps(self.config, len(self.ctx.data.train_x))
-        self.run = TrainingRun(self.config, self.ctx.data, threads=self.ctx.threads, policy=self.ctx.policy)
+        ctx = self.ctx
+        if ctx.populations is not None:
+            self.run = ctx.populations.run(self.config, threads=ctx.threads)
+        else:
+            self.run = TrainingRun(self.config, ctx.data, threads=ctx.threads, policy=ctx.policy)
 
     # -- the schedule's view of it ----------------------------------------------------------
 
@@ -210,6 +216,7 @@ class LaneTrial:
     def _end(self, event: Event, pruned: Decision | None) -> None:
         ctx = self.ctx
         result = self._result(pruned)
+        self.release_run()
         result.write(self.trial)
         write_lane_end(self.trial, event.time)
         if ctx.trial_note is not None:
@@ -261,9 +268,15 @@ class LaneTrial:
 
     # -- stopping -----------------------------------------------------------------------------
 
+    def release_run(self) -> None:
+        """Let go of its run: a population's member gives its slot to the next trial."""
+        if self.run is not None:
+            self.run.release()
+
     def _fail(self, outcome: str, reason: str) -> None:
         """Fail for good: it takes no time of its lane, which frees where it started."""
         write_failure(self.trial, outcome, reason)
+        self.release_run()
         if self.placement is not None:
             write_lane_end(self.trial, self.placement.start)
         self.done = True
@@ -275,4 +288,5 @@ class LaneTrial:
         reason = f"{why} after {self.decided} evaluations; taken up again from its start when the study resumes"
         write_failure(self.trial, "interrupted", reason)
         write_abandoned(self.trial, reason)
+        self.release_run()
         self.done = True

@@ -3,6 +3,7 @@ and its clock, as stored for a study that exists or chosen for a new one."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ class Layout:
     clock_table: dict[str, Any] | None
     notes: tuple[str, ...] = ()  # warnings for the user
     choice: str | None = None  # how a new CPU study's lanes were chosen (the measurement)
+    population: int = 1  # members trained as one model (lenet/members.py); 1: every trial alone
 
 
 def layout_for(
@@ -49,6 +51,14 @@ def layout_for(
     if stored is not None:
         return _stored(r, stored, given, data.device)
     kind = r.clock or "calibrated"
+    if (r.population or 1) > 1:
+        if kind == "measured":
+            raise RequestError(
+                "a population's members are priced as their solo runs, which only the calibrated clock does; "
+                "leave out --clock measured",
+                subject="population",
+            )
+        return _population_layout(r, r.population, given, space, data, on_clock)
     if kind == "measured":
         if given is not None:
             raise RequestError("a step clock was given, which the measured clock does not use", subject="clock_from")
@@ -86,6 +96,33 @@ def layout_for(
     return Layout(lanes, threads, r.jobs or lanes, kind, clock.to_dict(), tuple(notes), chosen)
 
 
+def _population_layout(
+    r: OptimizeRequest, population: int, given: StepClock | None, space: SearchSpace, data: DeviceData, on_clock: Hook
+) -> Layout:
+    """A new population study: `population` lanes per process (one process per card, or one on
+    the CPU), each process's cores shared by its populations, and a clock that prices a member's
+    steps as its solo run's (measured by the processes side by side, one lane each)."""
+    lanes = r.lanes or population * (r.jobs or _default_lanes(data.device))
+    jobs = r.jobs or math.ceil(lanes / population)
+    threads = lane_threads(data.device, jobs)
+    notes: list[str] = []
+    if given is not None:
+        clock = given
+        if clock.processes != jobs and data.device.type == "cpu":
+            notes.append(
+                f"the step clock in {r.clock_from} was measured by {clock.processes} process(es) side by side; "
+                f"the study's populations train in {jobs}, so its seconds are priced as if not"
+            )
+    else:
+        if on_clock:
+            on_clock()
+        batch_sizes, augments = clock_settings(space)
+        processes = jobs if data.device.type == "cpu" else 1
+        clock = measure_clock(data, r.data, batch_sizes, augments, threads=threads or 1, processes=processes)
+    check_fits(clock, space, len(data.train_x), r.clock_from)
+    return Layout(lanes, threads, jobs, "calibrated", clock.to_dict(), tuple(notes), population=population)
+
+
 def _default_lanes(device: torch.device) -> int:
     """One lane per card (a device named with its index is one card); one on a lone CPU core."""
     return 1 if device.type == "cpu" or device.index is not None else max(1, accelerator_count(device.type))
@@ -110,7 +147,16 @@ def _stored(r: OptimizeRequest, stored: StudyRecord, given: StepClock | None, de
             "use another study name",
             subject="lanes",
         )
+    if r.population is not None and r.population != stored.population:
+        raise StudyError(
+            f"study {name!r} trains populations of {stored.population}, not {r.population}: a member's arithmetic "
+            "depends on its population's width, fixed when the study is created; use another study name",
+            subject="population",
+        )
     threads = stored.threads if device.type == "cpu" else None
+    if stored.population > 1:
+        jobs = r.jobs or math.ceil(stored.lanes / stored.population)
+        return Layout(stored.lanes, threads, jobs, stored.clock, stored.clock_table, population=stored.population)
     jobs = r.jobs or stored.lanes
     notes = ()
     if jobs < stored.lanes:

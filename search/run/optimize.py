@@ -130,7 +130,7 @@ def _confirm(prepared: Prepared, on_run: Callable[[SeedRun], None] | None) -> Co
         return None
     data = load_dataset(spec.request.data, at.device, val_size=spec.request.val_size)
     race = dict(top=r.confirm_top, n_seeds=r.confirm_seeds, on_run=on_run)
-    if layout.lanes == 1:
+    if layout.lanes == 1 or layout.population > 1:  # a population study's processes are its cards' (or one CPU's)
         return confirm(prepared.study, data, threads=at.threads, **race)
     lanes = worker_placements(torch.device(spec.device), layout.lanes, layout.threads)
     with RunPool(lanes, spec.request.data, spec.request.val_size) as pool:

@@ -118,6 +118,7 @@ def _open(
         hardware=hardware(setting.device),
         jobs=layout.jobs,
         lanes=layout.lanes,
+        population=layout.population,
         clock=layout.clock,
         clock_table=layout.clock_table,
     )

@@ -87,6 +87,14 @@ class OptimizeRequest:
         "per card on GPUs, and on a CPU one per core where the step clock measures that faster than one lane]",
         min=1,
     )
+    population: int | None = option(
+        None,
+        "Train the trials of one batch size that a process holds as one model of this many members (on a card: "
+        "one launch per step for all); each member is its own trial, priced as its solo run. Fixed when the study "
+        "is created; a new study gets this many lanes per card (or per CPU process). [default: the study's, else "
+        "1: every trial alone]",
+        min=1,
+    )
     timeout: float | None = option(None, "Start no new trial after this many seconds. [default: none]", above=0.0)
     seed: int = option(0, "Seed of the sampler and of every trial's training.")
     space_file: Path | None = option(

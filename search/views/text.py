@@ -67,7 +67,8 @@ def clock_lines_of(clock: StepClock) -> list[str]:
 def study_header(prepared: Prepared) -> str:
     spec, r, layout = prepared.spec, prepared.request, prepared.layout
     threads = f" x {layout.threads} thread(s)" if layout.threads else ""
-    lanes = f"{layout.lanes} lane(s) in {spec.jobs} process(es){threads}"
+    members = f", populations of {layout.population}" if layout.population > 1 else ""
+    lanes = f"{layout.lanes} lane(s) in {spec.jobs} process(es){threads}{members}"
     chosen = f"\n  {layout.choice}" if layout.choice else ""
     return (
         f"study {r.study_name!r} in {shown_url(r.storage_url)}: "
