@@ -169,6 +169,7 @@ class LaneTrial:
         else:
             return
         # Here, not in the except block: the exception's traceback held the trial's tensors.
+        self.release_run()
         self.run = None
         self.ctx.policy.release_memory()
         self._fail("out_of_memory", f"out of memory: {what}")
