@@ -143,7 +143,9 @@ def test_a_short_stall_is_ridden_out_and_an_endless_one_ends_in_one_line(tiny, p
         assert proc.returncode == 2, err
         assert lines[-1].startswith("Error: storage ") and f"did not answer for {timeout} s" in lines[-1], err
         assert "Traceback" not in err and target.password not in err
-        assert took < 3 * timeout + 10, took  # the bound: one cut call, the retries, one connect
+        # The bound: one cut call, the retries, one connect; plus the process's start-up and exit on
+        # a loaded 2-core machine (35.4 s once in a rehearsal whose suite ran 25 % slower than usual).
+        assert took < 3 * timeout + 15, took
         proxy.resume()
         rerun = subprocess.run(
             _command(tiny, postgres_url, "--trials", str(TRIALS), "--jobs", "2", "--lanes", "2", "--study", name),
