@@ -129,19 +129,22 @@ class MemberRun:
         self.model: nn.Module | None = None  # its weights when it left the population
         self._stopped: str | None = None
 
+    def _state(self) -> tuple[Status, str]:
+        """Its status and reason: stopped by its caller, else as the population ended it once its
+        records are taken, else running."""
+        if self._stopped is not None:
+            return "stopped", self._stopped
+        if self.ended is not None and not self.records:
+            return self.ended
+        return "running", "running"
+
     @property
     def status(self) -> Status:
-        if self._stopped is not None:
-            return "stopped"
-        if self.ended is not None and not self.records:
-            return self.ended[0]
-        return "running"
+        return self._state()[0]
 
     @property
     def reason(self) -> str:
-        if self._stopped is not None:
-            return self._stopped
-        return self.ended[1] if self.ended is not None and not self.records else "running"
+        return self._state()[1]
 
     def advance(self) -> EvalRecord | None:
         """The next evaluation's record (also appended to `history`); None once the run has ended."""

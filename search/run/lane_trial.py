@@ -216,8 +216,8 @@ class LaneTrial:
 
     def _end(self, event: Event, pruned: Decision | None) -> None:
         ctx = self.ctx
+        self.release_run()  # first: a member's weights are copied once, as it leaves its population
         result = self._result(pruned)
-        self.release_run()
         result.write(self.trial)
         write_lane_end(self.trial, event.time)
         if ctx.trial_note is not None:
