@@ -11,6 +11,9 @@ import optuna
 from search.sampling.paced import PacedAsCompleted
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
+# TPE draws its first trials at random (the baseline and warm start count among them); a
+# scheduled study draws those as a first design instead (first_design.py).
+TPE_STARTUP_TRIALS = 8
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -26,7 +29,7 @@ def _base_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
         # pruner stopped as slow it sees as completed at their pace (paced.py), the others it
         # ranks after the completed ones by how far they got. Multivariate TPE models the
         # LR/batch-size interaction the seed journal found.
-        return PacedAsCompleted(optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8))
+        return PacedAsCompleted(optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=TPE_STARTUP_TRIALS))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":

@@ -10,6 +10,8 @@ has finished on the machine meanwhile.
 The first trials have their parameters fixed instead: another study's best schedules when the
 study is warm-started (search/run/warm.py), then the study's baseline, a known-good schedule, so
 that the pruner has a time to beat from the first minute (Ray Tune's `points_to_evaluate`).
+TPE's other startup trials, which it would draw at random, are a Latin hypercube over the space
+(first_design.py), so that its model starts from every batch size and every part of the ranges.
 (Not `study.enqueue_trial`: SQLite ignores `SELECT ... FOR UPDATE`, so two processes can pop one
 enqueued trial and train it twice, optuna/optuna#4002.)
 """
@@ -26,7 +28,8 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from search.records.keys import WARM_PARAMS, WARM_SOURCE
-from search.sampling.factory import make_sampler
+from search.sampling.factory import TPE_STARTUP_TRIALS, make_sampler
+from search.sampling.first_design import design_value
 from search.space import contains
 from search.study.view import StudyView
 
@@ -53,6 +56,7 @@ class ScheduledSampler(BaseSampler):
         self._slot: int | None = None
         self._seen: list[FrozenTrial] | None = None
         self._fixed: dict[str, Any] = {}
+        self._design: tuple[int, int] | None = None
         self._base = make_sampler(name, study_seed)
 
     def begin(self, study: optuna.Study, trial: FrozenTrial, seen: Sequence[FrozenTrial]) -> None:
@@ -60,6 +64,7 @@ class ScheduledSampler(BaseSampler):
         slot = trial.number
         self._slot, self._seen = slot, list(seen)
         self._fixed = self.fixed(slot)[0]
+        self._design = self.design_place(slot)
         # QMC's sequence is one for the study (its scramble is the seed); the others draw per trial.
         seed = self.study_seed if self.name == "qmc" else slot_seed(self.study_seed, slot)
         self._base = make_sampler(self.name, seed)
@@ -78,6 +83,14 @@ class ScheduledSampler(BaseSampler):
             return self.baseline, "baseline"
         return {}, None
 
+    def design_place(self, slot: int) -> tuple[int, int] | None:
+        """Trial `slot`'s place in TPE's first design, (index, size), or None where it draws
+        otherwise: fixed, past TPE's startup, or another sampler."""
+        first = len(self.warm_start) + (1 if self.baseline else 0)
+        if self.name != "tpe" or not first <= slot < TPE_STARTUP_TRIALS:
+            return None
+        return slot - first, TPE_STARTUP_TRIALS - first
+
     def _view(self, study: optuna.Study) -> optuna.Study:
         return study if self._seen is None else StudyView(study, self._seen)  # type: ignore[return-value]
 
@@ -88,8 +101,8 @@ class ScheduledSampler(BaseSampler):
         pass  # at ask(), before the trial's start is decided: begin() calls the base's
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        if self._fixed:
-            return {}  # every parameter goes through sample_independent, which keeps the fixed ones
+        if self._fixed or self._design:
+            return {}  # every parameter goes through sample_independent: fixed or designed there
         return self._base.infer_relative_search_space(self._view(study), trial)
 
     def sample_relative(
@@ -102,6 +115,8 @@ class ScheduledSampler(BaseSampler):
     ) -> Any:
         if param_name in self._fixed and contains(param_distribution, self._fixed[param_name]):
             return self._fixed[param_name]
+        if self._design is not None:
+            return design_value(self.study_seed, param_name, param_distribution, *self._design)
         return self._base.sample_independent(self._view(study), trial, param_name, param_distribution)
 
     def after_trial(
