@@ -29,7 +29,9 @@ def _base_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
         # pruner stopped as slow it sees as completed at their pace (paced.py), the others it
         # ranks after the completed ones by how far they got. Multivariate TPE models the
         # LR/batch-size interaction the seed journal found.
-        return PacedAsCompleted(optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=TPE_STARTUP_TRIALS))
+        return PacedAsCompleted(
+            optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=TPE_STARTUP_TRIALS)
+        )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
