@@ -71,6 +71,22 @@ class PopulationPool:
         else:
             self._advance(member.population)
 
+    def seat(self, member: MemberRun) -> None:
+        """Seat `member` now, without training: in a population of its shape that is at an epoch
+        boundary with room, else in a new one. Members seated one after another start together
+        (a candidate's seeds in the confirmation race) instead of each joining an epoch after the
+        one before; a member joins a population the same whenever it does."""
+        if member.population is not None:
+            return
+        shape = shape_of(member.config)
+        at_boundary = [
+            p for p in self.populations if p.shape == shape and len(p.holders) < self.slots and p.run.at_epoch_boundary
+        ]
+        if at_boundary:
+            self._seat(at_boundary[0], member)
+        else:
+            self._new_population(member)
+
     def _join_or_wait(self, member: MemberRun) -> None:
         shape = shape_of(member.config)
         with_room = [p for p in self.populations if p.shape == shape and len(p.holders) < self.slots]
@@ -80,11 +96,14 @@ class PopulationPool:
         elif with_room:
             self._advance(with_room[0])  # to its epoch's end: the member joins there
         else:
-            slots = [member.config] + [None] * (self.slots - 1)
-            run = PopulationRun(slots, self.data, policy=self.policy, capture=self.capture)
-            population = _Population(run, shape, {})
-            self.populations.append(population)
-            self._hold(population, 0, member)
+            self._new_population(member)
+
+    def _new_population(self, member: MemberRun) -> None:
+        slots = [member.config] + [None] * (self.slots - 1)
+        run = PopulationRun(slots, self.data, policy=self.policy, capture=self.capture)
+        population = _Population(run, shape_of(member.config), {})
+        self.populations.append(population)
+        self._hold(population, 0, member)
 
     def _seat(self, population: _Population, member: MemberRun) -> None:
         slot = next(s for s in range(self.slots) if s not in population.holders)

@@ -52,6 +52,7 @@ from lenet.clock import StepClock
 from lenet.config import TrainConfig
 from lenet.curve import EvalRecord
 from lenet.data import DeviceData
+from lenet.members import MemberRun, PopulationPool
 from lenet.train import TrainingRun
 from search.clock.pricing import clock_seconds, time_to_target
 from search.confirm.lease import JOIN_POLL_SECONDS, Lease, LostClaim
@@ -111,6 +112,31 @@ class LocalRuns:
         pass
 
 
+class PopulationRuns:
+    """The runs in this process as members of populations `slots` wide (lenet/members.py), as a
+    population study's trials trained: each run's arithmetic is a member's, whoever shares its
+    population, and a candidate's seeds, started together, train as one model (on a card, one
+    launch per step for all of them)."""
+
+    trains_ahead = True  # a challenger's seeds start together, so that they share a population
+
+    def __init__(self, data: DeviceData, slots: int, threads: int | None) -> None:
+        self.pool, self.threads = PopulationPool(data, slots), threads
+        self.started: dict[Key, MemberRun | TrainingRun] = {}
+
+    def run(self, key: Key, config: TrainConfig) -> Run:
+        run = self.pool.run(config, threads=self.threads)
+        if isinstance(run, MemberRun):
+            self.pool.seat(run)
+        self.started[key] = run
+        return run
+
+    def drop(self, key: Key) -> None:
+        run = self.started.pop(key, None)
+        if isinstance(run, MemberRun):
+            run.release()  # its slot takes the next run
+
+
 def confirm(
     study: optuna.Study,
     data: DeviceData,
@@ -133,6 +159,8 @@ def confirm(
     record = study_record(study)
     if record is None or top < 1 or n_seeds < 1:
         return None
+    if runs is None and record.population > 1:  # its seeds as its trials trained: in populations
+        runs = PopulationRuns(data, record.population, threads)
     chosen = candidates(study, top)
     if not chosen:
         return None
@@ -250,6 +278,7 @@ class _Racer:
                     f"(at least {statistics.median(bounds):.1f} s against {race.median(race.incumbent):.1f} s)"
                 )
                 self._save()
+                self._forget(challenger)
                 return
         # Better on the median of its bounds: its capped seeds run again as far as the ranking needs.
         target = race.median(race.incumbent)
@@ -258,6 +287,7 @@ class _Racer:
             self._ensure(challenger, seed, cap=cap, bounded=True)  # replaces the capped run
         if wins:
             race.dropped[race.incumbent] = f"beaten on the median by trial {challenger}"
+            self._forget(race.incumbent)
             race.incumbent = challenger
             # The winner's median is what the race reports and the next challenger must beat:
             # its capped seeds run again until it is exact (each only until it lies above the middle).
@@ -270,7 +300,14 @@ class _Racer:
                 f"no better on the median once its capped seeds ran again "
                 f"(at least {_close(mine, target)} s against {_close(target, mine)} s)"
             )
+            self._forget(challenger)
         self._save()
+
+    def _forget(self, trial: int) -> None:
+        """`trial` has left the race: its suspended runs will not be read again."""
+        for key in [k for k in self.suspended if k[0] == trial]:
+            del self.suspended[key]
+            self.runs.drop(key)
 
     def _run_incumbent(self, trial: int) -> None:
         """The incumbent on every seed, in lockstep: the run with the least training so far takes

@@ -94,3 +94,17 @@ def test_a_config_that_cannot_share_trains_alone(synthetic_data):
     pool = PopulationPool(synthetic_data, 2)
     assert isinstance(pool.run(dataclasses.replace(A, augment=True)), TrainingRun)
     assert not pool.populations
+
+
+def test_members_seated_one_after_another_start_together_and_train_as_they_would_alone(synthetic_data):
+    pool = PopulationPool(synthetic_data, 3)
+    a, b = pool.run(A), pool.run(B)
+    pool.seat(a)
+    pool.seat(b)  # the population has not trained yet: b starts with a, not an epoch after
+    assert a.population is b.population and len(pool.populations) == 1
+    assert a.advance().epoch == b.advance().epoch == 0.52 and not a.records and not b.records
+    c = pool.run(C)
+    pool.seat(c)  # mid-epoch: a population of its own, not the epoch's end of a and b's
+    assert c.population is not a.population and len(pool.populations) == 2
+    for run, config in ((a, A), (b, B), (c, C)):
+        assert _key(_drain(run)) == _key(_alone(config, synthetic_data)), config

@@ -4,11 +4,19 @@ serial one: the same command makes the same study, and an interrupted one resume
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
+
 import optuna
 import pytest
 
+import search.confirm.racer
+from lenet.clock import StepClock
 from lenet.data import load_dataset
-from lenet.members import PopulationPool
+from lenet.members import MemberRun, PopulationPool
+from search.clock.pricing import time_to_target
+from search.records.keys import STUDY_CONFIRMATION
 from search.records.study import study_record
 from search.records.trial import TrialRecord
 from search.run.lane_trial import LaneTrial
@@ -93,3 +101,39 @@ def test_a_population_needs_the_calibrated_clock_and_keeps_its_width(tiny, tmp_p
     result = run_cli(*tiny.optimize_args(reference, "--population", "2", "--trials", "12"))
     assert result.code == 2 and "populations of 3, not 2" in result.err
     assert len(_study(reference).trials) == before
+
+
+def test_a_population_studys_race_trains_each_candidates_seeds_together_as_members(
+    tiny, tmp_path, reference, monkeypatch
+):
+    # A copy of the study, its stored race cleared, raced again on 3 seeds.
+    shutil.copy(reference.removeprefix("sqlite:///"), tmp_path / "race.db")
+    study = _study(f"sqlite:///{tmp_path}/race.db")
+    study.set_user_attr(STUDY_CONFIRMATION, None)
+    seated: dict[tuple[int, int], int] = {}  # (trial, seed) -> the population it was seated in
+
+    class Seating(search.confirm.racer.PopulationRuns):
+        def run(self, key, config):
+            run = super().run(key, config)
+            assert isinstance(run, MemberRun) and run.population is not None  # seated at its start
+            seated[key] = id(run.population)
+            return run
+
+    monkeypatch.setattr(search.confirm.racer, "PopulationRuns", Seating)
+    data = load_dataset(tiny.archive, "cpu", val_size=200)
+    race = search.confirm.racer.confirm(study, data, top=2, n_seeds=3, threads=1)
+    assert race is not None and race.done and len(race.candidates) == 2
+    incumbent = race.candidates[0]
+    # The incumbent's three seeds started together: one population, three members.
+    assert len({seated[(incumbent, s)] for s in race.seeds}) == 1
+    # Each exact run's time is what its schedule on that seed trains as a lone member of a
+    # population as wide, the arithmetic of the study's own trials.
+    clock = StepClock.from_dict(json.loads(tiny.clock.read_text()))
+    exact = [r for r in race.runs if r.exact and r.seconds is not None]
+    assert exact
+    for seed_run in exact:
+        config = dataclasses.replace(TrialRecord.of(study.trials[seed_run.trial]).config, seed=seed_run.seed)
+        run = PopulationPool(data, 3).run(config)
+        while (record := run.advance()) is not None and record.val_accuracy < 0.6:
+            pass
+        assert time_to_target(run.history, 0.6, config, clock).clock_seconds == seed_run.seconds
