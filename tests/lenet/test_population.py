@@ -35,7 +35,9 @@ def _follows(member, solo, evaluations=None):
     assert len(member) == len(solo.history)
     for a, b in list(zip(member, solo.history))[:evaluations]:
         assert (a.epoch, a.step, a.images, a.lr) == (b.epoch, b.step, b.images, b.lr)
-        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
+        # Relative to the loss, with a floor: near zero (a learned synthetic set) the same rounding
+        # gap is a larger share (1.1e-4 of a loss of 8.4e-5 on an Intel Xeon with AVX-512 and AMX).
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4, abs=1e-6)
         assert a.val_accuracy == pytest.approx(b.val_accuracy, abs=0.01)
 
 
