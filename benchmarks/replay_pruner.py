@@ -51,6 +51,7 @@ TUNABLE = (
     "underfit_margin",
     "plateau_epochs",
     "reach_epochs",
+    "underfit_waits_from",
 )
 
 
