@@ -78,18 +78,19 @@ class PopulationPool:
         one before; a member joins a population the same whenever it does."""
         if member.population is not None:
             return
-        shape = shape_of(member.config)
-        at_boundary = [
-            p for p in self.populations if p.shape == shape and len(p.holders) < self.slots and p.run.at_epoch_boundary
-        ]
+        at_boundary = [p for p in self._with_room(member) if p.run.at_epoch_boundary]
         if at_boundary:
             self._seat(at_boundary[0], member)
         else:
             self._new_population(member)
 
-    def _join_or_wait(self, member: MemberRun) -> None:
+    def _with_room(self, member: MemberRun) -> list[_Population]:
+        """The populations of `member`'s shape with an idle slot."""
         shape = shape_of(member.config)
-        with_room = [p for p in self.populations if p.shape == shape and len(p.holders) < self.slots]
+        return [p for p in self.populations if p.shape == shape and len(p.holders) < self.slots]
+
+    def _join_or_wait(self, member: MemberRun) -> None:
+        with_room = self._with_room(member)
         at_boundary = [p for p in with_room if p.run.at_epoch_boundary]
         if at_boundary:
             self._seat(at_boundary[0], member)

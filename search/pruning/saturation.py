@@ -217,12 +217,8 @@ class SaturationPruner(ExplainingPruner):
         leader_had = best_so_far_at(curve_points(leader), now.seconds)
         if leader_had is None or now.best >= leader_had - s.behind_margin:
             return None
-        config = TrialRecord.of(trial).config
-        if config is None:
-            return None
-        leader_epoch = leader.value * now.epoch / now.seconds  # this trial's epochs in the leader's time
-        if decays_between(config.step_size, config.gamma, now.epoch, leader_epoch) > 0:
-            return None
+        if _decay_to_come(trial, now, leader) is not False:
+            return None  # a decay of its own is to come, or its schedule is unknown
         return Decision(
             BEHIND,
             f"behind the leader: validation accuracy {now.best:.3f} after {now.seconds:.1f} s of training, trial "
@@ -246,9 +242,7 @@ class SaturationPruner(ExplainingPruner):
         if now.best >= bar - s.underfit_margin:
             return None
         if leader is not None and 0 < now.seconds and now.seconds >= s.underfit_waits_from * leader.value:
-            config = TrialRecord.of(trial).config
-            leader_epoch = leader.value * now.epoch / now.seconds  # this trial's epochs in the leader's time
-            if config is not None and decays_between(config.step_size, config.gamma, now.epoch, leader_epoch) > 0:
+            if _decay_to_come(trial, now, leader):
                 return None
         return Decision(
             UNDERFIT,
@@ -301,6 +295,16 @@ class SaturationPruner(ExplainingPruner):
             f"out of reach: gaining {100 * rate:.2f} points per epoch (last {epochs_text(reach_epochs)}), "
             f"it would have {reach:.3f} by epoch {horizon:.1f} ({limit}), below the target {self.target:.3f}",
         )
+
+
+def _decay_to_come(trial: FrozenTrial, now: _Progress, leader: FrozenTrial) -> bool | None:
+    """Whether a decay of the trial's own is to come before the leader's time to target (in this
+    trial's epochs at its pace so far); None where its schedule is unknown. `now.seconds` > 0."""
+    config = TrialRecord.of(trial).config
+    if config is None:
+        return None
+    leader_epoch = leader.value * now.epoch / now.seconds  # this trial's epochs in the leader's time
+    return decays_between(config.step_size, config.gamma, now.epoch, leader_epoch) > 0
 
 
 def decays_between(step_size: int, gamma: float, start_epoch: float, end_epoch: float) -> int:
