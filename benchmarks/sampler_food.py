@@ -73,11 +73,13 @@ def main() -> None:
     pruner = SaturationPruner(target)
     study = optuna.create_study(direction="minimize", pruner=pruner)
     stopped = []  # (number, rule, curve so far, true seconds to target or inf)
+    reached = []  # (number, seconds to target) of the trials the replay let reach the target
     for past in records(source):
         outcome, at = feed(study, pruner, past, past.curve, target)
         number = study.trials[-1].number
         if outcome == "reached":
             study.tell(number, past.clock_seconds_to_target)
+            reached.append((past.number, past.clock_seconds_to_target))
             continue
         study.tell(number, state=TrialState.PRUNED)
         if outcome in SLOW_RULES:
@@ -109,6 +111,29 @@ def main() -> None:
             f"{label} ranking: Spearman {spearman(scores, truth):.2f} with the true times; its first three "
             + ", ".join(f"trial {r[0]} ({r[2]:.1f} s)" for r in top)
         )
+    against_completed(rows, reached)
+
+
+def against_completed(rows: Sequence[tuple], reached: Sequence[tuple[int, float]]) -> None:
+    """Stopped trials against the completed ones: how often a pace below a completed trial's
+    time means a truly faster trial, and the good group each ordering gives TPE at the end."""
+    pairs = [(r[4] < seconds, r[2] < seconds) for r in rows for _, seconds in reached]
+    ahead = [truly for placed, truly in pairs if placed]
+    optimism = sorted(r[2] / r[4] for r in rows if math.isfinite(r[2]) and math.isfinite(r[4]))
+    print(
+        f"against the {len(reached)} completed: paced ahead of one in {len(ahead)} of {len(pairs)} pairs, "
+        f"truly faster in {sum(ahead)}; true time over pace, median {statistics.median(optimism):.2f} "
+        f"({optimism[0]:.2f}-{optimism[-1]:.2f}) over the {len(optimism)} stopped trials that reached"
+    )
+    n_below = min(math.ceil(0.1 * (len(rows) + len(reached))), 25)  # TPE's default_gamma
+    completed = [(seconds, number, seconds) for number, seconds in reached]
+    paced = [(r[4], r[0], r[2]) for r in rows]
+    for label, order in (
+        ("interleaved by pace", sorted(completed + paced)),
+        ("completed first", sorted(completed) + sorted(paced)),
+    ):
+        good = order[:n_below]
+        print(f"TPE's good group ({n_below}), {label}: " + ", ".join(f"trial {n} ({t:.1f} s)" for _, n, t in good))
 
 
 if __name__ == "__main__":

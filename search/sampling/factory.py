@@ -1,5 +1,5 @@
 """The samplers a study can use, by name, built here and only here: TPE sees the trials the
-saturation pruner stopped as slow as completed at their pace (paced.py). A study samples through
+saturation pruner stopped as slow after the completed ones, ranked by pace (paced.py). A study samples through
 scheduled.py, which builds one of these per slot of its schedule."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import warnings
 
 import optuna
 
-from search.sampling.paced import PacedAsCompleted
+from search.sampling.paced import PacedAfterCompleted
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 # TPE draws its first trials at random (the baseline and warm start count among them); a
@@ -25,11 +25,11 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
 
 def _base_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "tpe":
-        # Pruned trials (all that missed the target) still inform TPE: those the saturation
-        # pruner stopped as slow it sees as completed at their pace (paced.py), the others it
-        # ranks after the completed ones by how far they got. Multivariate TPE models the
+        # Pruned trials (all that missed the target) still inform TPE, ranked after the
+        # completed ones: those the saturation pruner stopped as slow by their pace (paced.py),
+        # the others by how far they got. Multivariate TPE models the
         # LR/batch-size interaction the seed journal found.
-        return PacedAsCompleted(
+        return PacedAfterCompleted(
             optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=TPE_STARTUP_TRIALS)
         )
     if name == "random":

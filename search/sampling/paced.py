@@ -1,5 +1,5 @@
-"""What TPE learns from trials the saturation pruner stopped as slow: each is shown completed at
-the time its pace would have taken to the target.
+"""What TPE learns from trials the saturation pruner stopped as slow: each is ranked after every
+completed trial, and among the stopped ones by the time its pace would have taken to the target.
 
 Optuna's TPE ranks every pruned trial after every completed one, and pruned trials among
 themselves by the last step they reported (an epoch), so with the pruner on its "good" group
@@ -11,7 +11,11 @@ the leader, who needed `tau` seconds of the clock to reach the best accuracy the
 in the `t` it trained before it was stopped: the leader's time to target scaled by `t / tau`,
 never better than the leader's (the trial lost to it). Ranked so, the stopped trials of two
 unpruned studies follow their true times to target better than by the step they reached
-(benchmarks/sampler_food.py; docs/search.md).
+(benchmarks/sampler_food.py; docs/search.md). The pace is optimistic, though (a median 1.2-1.3x
+below the true times of those that got there), so a stopped trial stays ranked after the
+completed ones, as Optuna ranks a pruned trial: shown completed at its pace, half-epoch trials
+had filled the good group ahead of slower schedules that reached the target (docs/search.md,
+"Stopped trials after the completed ones").
 
 The storage is not touched: the trial stays PRUNED without a value, and everything this tool
 shows comes from the real values; only the sampler's view changes. Trials that Optuna's own
@@ -35,6 +39,13 @@ from search.records.trial import TrialRecord
 from search.sampling.wrapped import WrappedSampler
 from search.study.queries import completed
 from search.study.view import StudyView
+
+# TPE ranks pruned trials by their last step, the furthest first, then by the value reported
+# there (optuna/samplers/_tpe/sampler.py, `_get_pruned_trial_score`; tests/search/sampling/
+# test_paced.py fails if that moves): a stopped trial is shown with its pace at this step, which
+# no epoch reaches, so it ranks after every completed trial, before every other pruned one, and
+# among the stopped ones by pace.
+PACED_STEP = 2**31 - 1
 
 
 def paced_value(
@@ -66,24 +77,24 @@ def without_marker(trial: FrozenTrial) -> FrozenTrial:
     return seen
 
 
-def as_completed(trial: FrozenTrial, value: float) -> FrozenTrial:
-    """A copy of `trial`, COMPLETE with `value` (through FrozenTrial's public setters)."""
+def at_pace(trial: FrozenTrial, value: float) -> FrozenTrial:
+    """A copy of the pruned `trial` whose only intermediate value is `value` at PACED_STEP."""
     seen = copy.copy(trial)
-    seen.state = TrialState.COMPLETE
-    seen.value = value
+    seen.intermediate_values = {PACED_STEP: value}
     return seen
 
 
 def paced(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """`trials` as the sampler sees them: those stopped as slow completed at their pace against
-    the best of the completed ones among them, the other pruned ones without the no-value marker."""
+    """`trials` as the sampler sees them: those stopped as slow at their pace against the best
+    of the completed ones among them (`at_pace`), the other pruned ones without the no-value
+    marker."""
     done = [t for t in completed(trials) if curve_points(t)]
     leader = done[0] if done else None
     leader_points = curve_points(leader) if leader is not None else []
     seen = []
     for trial in trials:
         value = paced_value(trial, leader.value, leader_points) if leader is not None else None
-        seen.append(without_marker(trial) if value is None else as_completed(trial, value))
+        seen.append(without_marker(trial) if value is None else at_pace(trial, value))
     return seen
 
 
@@ -95,21 +106,17 @@ class PacedView(StudyView):
     def _get_trials(
         self, deepcopy: bool = True, states: Container[TrialState] | None = None, use_cache: bool = False
     ) -> list[FrozenTrial]:
-        # A stopped trial moves from PRUNED to COMPLETE, and is paced against a completed one:
-        # read both whenever either is asked for.
+        # A stopped trial is paced against a completed one: read those whenever pruned ones are
+        # asked for.
         fetch = states
-        if states is not None and (TrialState.COMPLETE in states or TrialState.PRUNED in states):
-            fetch = (
-                *[s for s in TrialState if s in states and s not in (TrialState.COMPLETE, TrialState.PRUNED)],
-                TrialState.COMPLETE,
-                TrialState.PRUNED,
-            )
+        if states is not None and TrialState.PRUNED in states and TrialState.COMPLETE not in states:
+            fetch = (*[s for s in TrialState if s in states], TrialState.COMPLETE)
         seen = paced(self._study._get_trials(deepcopy=deepcopy, states=fetch, use_cache=use_cache))
         return seen if states is None else [t for t in seen if t.state in states]
 
 
-class PacedAsCompleted(WrappedSampler):
-    """`base`, sampling as if trials stopped as slow had completed at their pace."""
+class PacedAfterCompleted(WrappedSampler):
+    """`base`, sampling with the trials stopped as slow ranked after the completed ones, by pace."""
 
     def view(self, study: optuna.Study) -> optuna.Study:
         return PacedView(study)  # type: ignore[return-value]  # a sampler's view of a Study

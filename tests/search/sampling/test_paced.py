@@ -11,7 +11,7 @@ from optuna.trial import TrialState, create_trial
 
 from search.records.keys import CURVE, OUTCOME, POINT_CLOCK_SECONDS, POINT_EPOCH, POINT_VAL_ACCURACY, TARGET
 from search.sampling.factory import make_sampler
-from search.sampling.paced import PacedAsCompleted, PacedView, paced, paced_value, without_marker
+from search.sampling.paced import PACED_STEP, PacedAfterCompleted, PacedView, paced, paced_value, without_marker
 from search.study.view import PRIVATE_STUDY_API
 
 GOAL = 0.62
@@ -84,10 +84,10 @@ def test_the_leader_is_the_fastest_completed_trial_and_without_one_nothing_is_pa
     # A 60 s trial that crossed 0.4 at 20 s, and the leader: the pace is against the leader.
     other = _trial(0.2, [(20.0, 0.40), (60.0, 0.62)], value=60.0)
     seen = paced([other, _trial(0.1, LEADER, value=40.0), slow])
-    assert [(t.state, t.value) for t in seen] == [
-        (TrialState.COMPLETE, 60.0),
-        (TrialState.COMPLETE, 40.0),
-        (TrialState.COMPLETE, pytest.approx(80.0)),
+    assert [(t.state, t.value, t.intermediate_values) for t in seen] == [
+        (TrialState.COMPLETE, 60.0, other.intermediate_values),
+        (TrialState.COMPLETE, 40.0, {1: pytest.approx(0.6), 2: pytest.approx(0.45), 3: pytest.approx(0.38)}),
+        (TrialState.PRUNED, None, {PACED_STEP: pytest.approx(80.0)}),
     ]
 
 
@@ -106,18 +106,41 @@ def _history(sampler=None, n_slow=26) -> optuna.Study:
     return study
 
 
-def test_the_view_completes_slow_trials_and_the_storage_keeps_them_pruned():
+def test_the_view_paces_slow_trials_and_the_storage_keeps_them_as_they_were():
     study = _history()
     view = PacedView(study)
-    done = view.get_trials(states=(TrialState.COMPLETE,))
-    assert [t.number for t in done] == list(range(30))
-    assert [round(t.value, 6) for t in done[:5]] == [40.0, 40.0, 40.0, 40.0, 120.0]
-    # Asked for the pruned ones, the view gives none (all are paced), and reads them all to see that.
-    assert view._get_trials(states=(TrialState.PRUNED,), use_cache=True) == []
+    assert [t.number for t in view.get_trials(states=(TrialState.COMPLETE,))] == [0]
+    # Asked for the pruned ones only, the view reads the completed ones too, to pace against.
+    stopped = view._get_trials(states=(TrialState.PRUNED,), use_cache=True)
+    assert [t.number for t in stopped] == list(range(1, 30))
+    assert [round(t.intermediate_values[PACED_STEP], 6) for t in stopped[:4]] == [40.0, 40.0, 40.0, 120.0]
+    assert all(list(t.intermediate_values) == [PACED_STEP] for t in stopped)
     assert len(view.trials) == 30 and view.direction == study.direction
-    # Nothing stored changed: the stopped trials are still pruned, without a value.
+    # Nothing stored changed: the stopped trials keep their steps, and no value.
     assert study.trials[1].state == TrialState.PRUNED and study.trials[1].value is None
+    assert math.isnan(study.trials[1].intermediate_values[3])
     assert study.best_trial.number == 0
+
+
+def test_tpe_ranks_stopped_trials_after_every_completed_one_and_before_other_pruned_ones():
+    # Optuna's private split of the trials into TPE's good and bad groups (pyproject bounds
+    # optuna; if this fails, its ranking of pruned trials moved: check the new release's TPE).
+    from optuna.samplers._tpe.sampler import _split_trials
+
+    study = _history()
+    # Two completed trials slower than the three fast stopped ones' pace (40 s), and a trial that
+    # diverged after reporting 12 epochs, more than any stopped trial.
+    study.add_trial(_trial(0.5, LEADER[:2] + [(60.0, 0.62)], value=60.0))
+    study.add_trial(_trial(0.55, LEADER[:2] + [(62.0, 0.62)], value=62.0))
+    study.add_trial(_trial(0.7, [(3.0 * k, 0.5) for k in range(1, 13)], outcome="diverged"))
+    trials = PacedView(study).get_trials(deepcopy=False)
+    good, _ = _split_trials(study, trials, 3)
+    assert [t.number for t in good] == [0, 30, 31]  # the completed ones, though two are slower
+    good, _ = _split_trials(study, trials, 5)
+    assert [t.number for t in good] == [0, 1, 2, 30, 31]  # then the fastest paced, not the diverged
+    # Plain Optuna, for contrast, takes the trials that reported the most steps.
+    good, _ = _split_trials(study, [without_marker(t) for t in study.trials], 5)
+    assert 32 in [t.number for t in good]
 
 
 def _proposals(sampler, n=20) -> list[float]:
@@ -139,14 +162,14 @@ def test_tpe_samples_next_to_the_trials_as_fast_as_the_leader_not_those_that_ran
 
 def test_tpe_is_wrapped_and_its_proposals_follow_the_view():
     sampler = make_sampler("tpe", 0)
-    assert isinstance(sampler, PacedAsCompleted) and isinstance(sampler.base, optuna.samplers.TPESampler)
+    assert isinstance(sampler, PacedAfterCompleted) and isinstance(sampler.base, optuna.samplers.TPESampler)
     # The same study seen without the view gives other proposals: the wrapper is what moves them.
     assert _proposals(make_sampler("tpe", 0)) != _proposals(make_sampler("tpe", 0).base)
 
 
 @pytest.mark.parametrize("name", ["random", "cmaes", "gp", "qmc"])
 def test_other_samplers_are_not_wrapped(name):
-    assert not isinstance(make_sampler(name, 0), PacedAsCompleted)
+    assert not isinstance(make_sampler(name, 0), PacedAfterCompleted)
 
 
 def test_the_private_optuna_api_the_view_leans_on_is_still_there():

@@ -5,7 +5,7 @@ import search.study.opening
 from search.errors import StorageError, StudyError
 from search.pruning.factory import make_pruner
 from search.records.study import StudyRecord, study_record
-from search.sampling.paced import PacedAsCompleted
+from search.sampling.paced import PacedAfterCompleted
 from search.sampling.scheduled import ScheduledSampler
 from search.space import load_space
 from search.study.opening import CreatedMeanwhile, open_study, record_once_created
@@ -70,7 +70,7 @@ def test_new_study_stores_its_record(tmp_path):
     # The sampler is built once; per trial it builds TPE, which sees trials stopped as slow at
     # their pace; no baseline here.
     assert isinstance(study.sampler, ScheduledSampler) and study.sampler.baseline == {}
-    assert isinstance(study.sampler._base, PacedAsCompleted)
+    assert isinstance(study.sampler._base, PacedAfterCompleted)
     assert isinstance(study.sampler._base.base, optuna.samplers.TPESampler)
 
 
