@@ -1,5 +1,7 @@
 """The saturation pruner, driven with synthetic learning curves through study.ask()/tell()."""
 
+import math
+
 import optuna
 import pytest
 
@@ -380,7 +382,7 @@ def test_settings_are_checked_when_the_pruner_is_made(kwargs, message):
 
 def test_underfit_waits_for_a_decay_of_its_own_once_it_has_trained_part_of_the_leaders_time():
     # Peers at 0.50 by 6 s; a leader at 10 s. The trial is 0.45 at 6 s (epoch 3, 2 s an epoch):
-    # underfit by default; with underfit_waits_from=0.5 (6 s >= 5 s) its decay after epoch 4
+    # underfit when the rule never waits; with underfit_waits_from=0.5 (6 s >= 5 s) its decay after epoch 4
     # (before the leader's 10 s, its epoch 5) exempts it, and without a decay to come it is underfit.
     peers = [(2, 0.35), (4, 0.45), (6, 0.50)]
     slow_start = [(2, 0.45), (4, 0.48), (6, 0.45), (8, 0.62)]
@@ -391,8 +393,10 @@ def test_underfit_waits_for_a_decay_of_its_own_once_it_has_trained_part_of_the_l
             _finish(study, peers, reached=False)
         return _decide_scheduled(study, slow_start, step_size=step_size)
 
-    at, decision = decided(step_size=4)
+    at, decision = decided(step_size=4, underfit_waits_from=math.inf)  # never waits
     assert at == 3 and decision.rule == "underfit"
+    at, decision = decided(step_size=4)  # the default, 0.35: 6 s >= 3.5 s
+    assert at is None
     at, decision = decided(step_size=4, underfit_waits_from=0.5)
     assert at is None  # on to the target at 8 s
     at, decision = decided(step_size=15, underfit_waits_from=0.5)
