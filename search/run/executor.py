@@ -24,7 +24,14 @@ from lenet.data import load_dataset
 from lenet.device import policy_for, set_threads
 from lenet.members import PopulationPool
 from search.records.study import StudyRecord
-from search.records.trial import abandoned, placement_of, taken_over, write_failure, write_taken_over
+from search.records.trial import (
+    abandoned,
+    placement_of,
+    taken_over,
+    write_failure,
+    write_horizon,
+    write_taken_over,
+)
 from search.run.lane_trial import LaneTrial, TrialContext, TrialFailed
 from search.run.schedule import Schedule
 from search.run.spec import Placement, WorkerSpec
@@ -102,6 +109,9 @@ class Executor:
         trials = self.study.get_trials(deepcopy=False)
         schedule = Schedule(trials, self.lanes, self.spec.request.n_trials, self.spec.request.patience)
         self._forget_ended(trials)
+        if self._mend(trials):
+            self._idle = 0
+            return True
         if schedule.complete:
             self._step_back_surplus(schedule)
             return False
@@ -229,6 +239,28 @@ class Executor:
                 del self.held[number]
                 if stored is not None and stored.state.is_finished() and self.on_trial is not None:
                     self.on_trial(stored)
+
+    def _mend(self, trials: list[FrozenTrial]) -> bool:
+        """Undo what an executor stopped past the grace period wrote, as it went on, to a trial
+        this one took over meanwhile: the move it had in flight places the trial (after this one
+        claimed it unplaced) or lowers its horizon below this one's. Left so, its lane would wait
+        for an event this executor has taken, and every lane would wait for ever. True: it mended."""
+        states = {t.number: t for t in trials}
+        mended = False
+        for number, held in self.held.items():
+            stored = states.get(number)
+            if held.done or stored is None or stored.state.is_finished():
+                continue
+            placement = placement_of(stored)
+            if placement is None:
+                continue
+            if held.placement is None:  # placed by the other: trained from that start, as taken over
+                held.take_over(stored)
+                mended = True
+            elif placement.horizon < held.published:
+                write_horizon(held.trial, held.published)
+                mended = True
+        return mended
 
     def _step_back_surplus(self, schedule: Schedule) -> None:
         """Trials asked for beyond what the study needed (executors asked at once), mine and any

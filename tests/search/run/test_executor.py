@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 import search.study.storage
 from search.pruning.factory import make_pruner
 from search.records.study import study_record
-from search.records.trial import abandoned, taken_over, write_abandoned
+from search.records.trial import abandoned, placement_of, taken_over, write_abandoned, write_placement
 from search.run.executor import Executor
 from search.run.schedule import Schedule
 from search.run.spec import Placement
@@ -52,6 +52,35 @@ def test_of_executors_that_see_one_orphan_at_once_one_takes_it_over(tiny, tmp_pa
         assert taken_over(snapshot[orphan.number]) == 2
         first._forget_ended(snapshot)
         assert first.held == {} and list(second.held) == [orphan.number]
+    finally:
+        close_storage(storage)
+
+
+def test_a_late_write_of_a_stopped_executor_is_mended_by_the_trials_new_owner(tiny, tmp_path):
+    """An executor stopped inside a move (SIGSTOP) writes that move's placement when continued,
+    over a trial another took over meanwhile: its horizon lower than the new owner's. Left so,
+    a lane waits for an event the owner has taken, and every executor polls for ever (the hang
+    of 2026-12-07, docs/reliability.md); the owner writes its own horizon back, once."""
+    spec, storage, record, study = _study(tiny, tmp_path)
+    try:
+        orphan = study.ask()
+        write_abandoned(orphan, "interrupted by SIGTERM")
+        owner = Executor(spec, Placement("cpu", None), study, record, 1)
+        snapshot = study.get_trials(deepcopy=False)
+        assert owner._take_over(snapshot, Schedule(snapshot, record.lanes, spec.request.n_trials))
+        snapshot = study.get_trials(deepcopy=False)
+        assert owner._place(snapshot, Schedule(snapshot, record.lanes, spec.request.n_trials))
+        held = owner.held[orphan.number]
+        for move in (owner._compute, owner._decide):  # its first evaluation: a horizon past its start
+            snapshot = study.get_trials(deepcopy=False)
+            assert move(snapshot, Schedule(snapshot, record.lanes, spec.request.n_trials))
+        published = held.published
+        assert published > 0 and placement_of(study.get_trials()[orphan.number]).horizon == published
+
+        write_placement(orphan, 0, 0.0, published / 2)  # the stopped executor's move, landing late
+        assert owner._mend(study.get_trials(deepcopy=False))
+        assert placement_of(study.get_trials()[orphan.number]).horizon == published
+        assert not owner._mend(study.get_trials(deepcopy=False))  # once: nothing left to mend
     finally:
         close_storage(storage)
 
