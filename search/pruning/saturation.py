@@ -94,8 +94,8 @@ class SaturationSettings:
     # Rule 4 waits, as rules 3 and 6 do, while a decay of the trial's own is to come before the
     # leader's time, once it has trained this fraction of that time (before it, underfit stops
     # the slow starters as ever); inf: never waits. 0.35 kept every best and 85 % saved in the
-    # replays, and the winners of seeds 10 and 12 that never waiting stopped one decay short
-    # (docs/search.md, "Underfit waits for a decay").
+    # replays, and kept the winners of seeds 10 and 12, which a rule that never waits stopped
+    # one decay short (docs/search.md, "Underfit waits for a decay").
     underfit_waits_from: float = 0.35
     plateau_epochs: float = 3.0
     plateau_delta: float = 0.005

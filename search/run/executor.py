@@ -244,18 +244,16 @@ class Executor:
         """Undo what an executor stopped past the grace period wrote, as it went on, to a trial
         this one took over meanwhile: the move it had in flight places the trial (after this one
         claimed it unplaced) or lowers its horizon below this one's. Left so, its lane would wait
-        for an event this executor has taken, and every lane would wait for ever. True: it mended."""
+        for an event this executor has taken, and every lane would wait for ever. Called after
+        `_forget_ended`, so every trial held is neither done nor finished. True: it mended."""
         states = {t.number: t for t in trials}
         mended = False
         for number, held in self.held.items():
-            stored = states.get(number)
-            if held.done or stored is None or stored.state.is_finished():
-                continue
-            placement = placement_of(stored)
+            placement = placement_of(states[number]) if number in states else None
             if placement is None:
                 continue
             if held.placement is None:  # placed by the other: trained from that start, as taken over
-                held.take_over(stored)
+                held.take_over(states[number])
                 mended = True
             elif placement.horizon < held.published:
                 write_horizon(held.trial, held.published)
