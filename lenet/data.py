@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from sklearn.model_selection import train_test_split
 
 from lenet.atomic import atomic_write, remove_stale_temporaries
 from lenet.errors import DataError, DiskFullError
@@ -107,6 +106,10 @@ def split_indices(labels: torch.Tensor, val_size: int, seed: int) -> tuple[torch
     n = len(labels)
     if not 0 < val_size < n:
         raise DataError(f"validation size must be between 1 and {n - 1}, got {val_size}")
+    # Imported here: scikit-learn takes 0.8 s to import, and commands that never split data
+    # (studies, export, report, dashboard) should not pay it (docs/engine.md, "Start-up").
+    from sklearn.model_selection import train_test_split
+
     train_idx, val_idx = train_test_split(
         torch.arange(n).numpy(), test_size=val_size, random_state=seed, stratify=labels.numpy()
     )

@@ -4,6 +4,36 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+
+class MaxPool2x2(nn.Module):
+    """Max-pooling over 2x2 windows, stride 2, as `nn.MaxPool2d(2)`. With `by_pairs` and autograd
+    off (evaluation), on a channels-last input of even height and width, it takes the maximum of
+    the windows' rows, then of their columns, over strided views: the same values, up to 8x faster
+    than max_pool2d's kernel on 2 CPU cores (docs/engine.md, "Evaluation"). With autograd on it is
+    max_pool2d itself, whose gradient goes to one element of a tied window: training is unchanged."""
+
+    def __init__(self, by_pairs: bool = False) -> None:
+        super().__init__()
+        self.by_pairs = by_pairs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if (
+            not self.by_pairs
+            or torch.is_grad_enabled()
+            or h % 2
+            or w % 2
+            or not x.is_contiguous(memory_format=torch.channels_last)
+        ):
+            return F.max_pool2d(x, 2)
+        windows = x.permute(0, 2, 3, 1).reshape(n, h // 2, 2, w // 2, 2, c)  # a view: channels-last is NHWC
+        rows = torch.maximum(windows[:, :, 0], windows[:, :, 1])  # (n, h/2, w/2, 2, c)
+        return torch.maximum(rows[:, :, :, 0], rows[:, :, :, 1]).permute(0, 3, 1, 2)
+
+    def extra_repr(self) -> str:
+        return f"by_pairs={self.by_pairs}"
 
 
 class LeNet5(nn.Module):
@@ -16,14 +46,14 @@ class LeNet5(nn.Module):
     epoch on 2 CPU cores.
     """
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, pool_by_pairs: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 6, kernel_size=5)
         self.relu1 = nn.ReLU()
-        self.pool1 = nn.MaxPool2d(2)
+        self.pool1 = MaxPool2x2(pool_by_pairs)
         self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
         self.relu2 = nn.ReLU()
-        self.pool2 = nn.MaxPool2d(2)
+        self.pool2 = MaxPool2x2(pool_by_pairs)
         self.flatten = nn.Flatten()
         self.fc1 = nn.Linear(16 * 5 * 5, 120)
         self.relu3 = nn.ReLU()

@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
 
 from lenet.device import DevicePolicy, policy_for
 from lenet.model import LeNet5
@@ -22,6 +21,10 @@ class NaiveCIFAR10(Dataset):
     """Per-sample access exactly as torchvision's CIFAR10 does it."""
 
     def __init__(self, images_u8: torch.Tensor, labels: torch.Tensor, mean, std) -> None:
+        # Imported here: torchvision takes 1.4 s to import (it brings torch._dynamo), and every
+        # command imports this module (docs/engine.md, "Start-up").
+        from torchvision import transforms
+
         self.data = images_u8.permute(0, 2, 3, 1).contiguous().numpy()  # (N, 32, 32, 3)
         self.targets = labels.tolist()
         self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])

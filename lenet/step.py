@@ -41,7 +41,7 @@ def build_model(config: TrainConfig, policy: DevicePolicy, num_classes: int = 10
     """LeNet-5 initialised from `config.seed`, without touching the global generator's state."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = LeNet5(num_classes)
+        model = LeNet5(num_classes, policy.pool_by_pairs)
     return model.to(device=policy.device, memory_format=policy.memory_format)
 
 

@@ -195,3 +195,14 @@ def test_the_console_script_entry_point(tmp_path):
     assert (
         bad.returncode == 2 and bad.stderr.strip().startswith("Error: ") and len(bad.stderr.strip().splitlines()) == 1
     )
+
+
+def test_starting_the_command_line_leaves_torchvision_and_scikit_learn_unimported():
+    # They take 1.4 s and 0.8 s to import (docs/engine.md, "Start-up"): only the naive baseline of
+    # `bench` and the data split need them, so `--help`, `studies` or `export` should not wait.
+    import subprocess
+    import sys
+
+    code = "import sys, search.cli.main; print(sorted(m for m in ('torchvision', 'sklearn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
