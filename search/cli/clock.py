@@ -14,7 +14,7 @@ from search.clock.calibration import ClockRequest
 @request_options(ClockRequest)
 def clock(**request: Any) -> None:
     """Measure what one optimizer step costs here, per batch size, as a study's calibration does
-    (15-30 s on 2 cores), and write it with the hardware it was measured on: for
+    (7-30 s on 2 cores), and write it with the hardware it was measured on: for
     `studies reprice --clock`, `optimize --clock-from` and `compare`.
 
     \b

@@ -50,7 +50,7 @@ def optimize(quiet: bool, **request: Any) -> None:
             on_trial=lambda t: progress[0].trial_finished(t),
             on_confirm=None if quiet else lambda run: progress[0].write(confirm_run_line(run)),
             on_calibrate=say("calibrating the target (training the reference schedule)..."),
-            on_clock=say("measuring the step clock (each batch size, about 15-30 s)..."),
+            on_clock=say("measuring the step clock (each batch size, about 7-30 s)..."),
             trial_note=save_trial_note,
         )
     finally:
