@@ -106,8 +106,8 @@ def split_indices(labels: torch.Tensor, val_size: int, seed: int) -> tuple[torch
     n = len(labels)
     if not 0 < val_size < n:
         raise DataError(f"validation size must be between 1 and {n - 1}, got {val_size}")
-    # Imported here: scikit-learn takes 0.8 s to import, and commands that never split data
-    # (studies, export, report, dashboard) should not pay it (docs/engine.md, "Start-up").
+    # Imported here: scikit-learn takes 0.8 s to import, and a caller of lenet that never
+    # splits data should not pay it (docs/engine.md, "Start-up").
     from sklearn.model_selection import train_test_split
 
     train_idx, val_idx = train_test_split(

@@ -21,8 +21,9 @@ class NaiveCIFAR10(Dataset):
     """Per-sample access exactly as torchvision's CIFAR10 does it."""
 
     def __init__(self, images_u8: torch.Tensor, labels: torch.Tensor, mean, std) -> None:
-        # Imported here: torchvision takes 1.4 s to import (it brings torch._dynamo), and every
-        # command imports this module (docs/engine.md, "Start-up").
+        # Imported here: torchvision takes 1.4 s to import (it brings torch._dynamo), and
+        # importing lenet.bench, which imports this module, should not pay it (docs/engine.md,
+        # "Start-up").
         from torchvision import transforms
 
         self.data = images_u8.permute(0, 2, 3, 1).contiguous().numpy()  # (N, 32, 32, 3)
