@@ -150,6 +150,7 @@ def calibrate_clock(
     evaluations: list[float] = []
     if ready is not None:
         ready()
+    partial_rounds = max(1, partial_rounds)  # every cost, and the evaluation, measured at least once
     done = 0
     for r in range(rounds):
         order = settings[r % len(settings) :] + settings[: r % len(settings)]  # interleaved, rotated
