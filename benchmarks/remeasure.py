@@ -44,8 +44,8 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     threads = set_threads(args.threads)
-    record = study_record(_study(args.clock)[0])
-    clock, target = record.step_clock(), record.target
+    priced_by = study_record(_study(args.clock)[0])
+    clock, target = priced_by.step_clock(), priced_by.target
     data = load_dataset(args.data, torch.device("cpu"))
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"target {target:.4f}, the clock of {args.clock}; cpu, {threads} threads; seeds {seeds}")
@@ -58,7 +58,7 @@ def main() -> None:
                 run = TrainingRun(
                     dataclasses.replace(config, seed=seed, evals_per_epoch=per_epoch), data, threads=threads
                 )
-                while (record_ := run.advance()) is not None and record_.val_accuracy < target:
+                while (evaluation := run.advance()) is not None and evaluation.val_accuracy < target:
                     pass
                 reached = time_to_target(run.history, target, run.config, clock)
                 times.append(reached.clock_seconds if reached else None)
