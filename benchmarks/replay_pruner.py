@@ -3,6 +3,7 @@
     python benchmarks/replay_pruner.py --storage sqlite:///studies/compare.db unpruned-30
     python benchmarks/replay_pruner.py --storage sqlite:///studies/compare.db unpruned-30 --min-epochs 2 --jitter 30
     python benchmarks/replay_pruner.py --storage sqlite:///studies/compare.db unpruned-30 --behind-margin 1   # rule off
+    python benchmarks/replay_pruner.py --storage sqlite:///studies/q4.db q4-none-30 --evals-per-epoch 2 --orders 30
 
 Takes a study run with `--pruner none` (whose trials ran to the target or their budget), feeds
 each trial's curve, in trial order, to a pruner in an in-memory study, and prints how much of
@@ -21,6 +22,11 @@ It also counts the would-be winners a setting stops: for every pair of trials th
 target, the slower one as the study's only finished trial (its leader), is the faster one
 stopped? A bound on how often the rules that compare with the leader stop a trial that would
 have won, over many more leaders than one study's history has.
+
+`--orders N` replays the trials in N shuffled orders and prints how often the best was kept: a
+rule that judges against few peers or an early leader decides differently when other trials
+came first. `--evals-per-epoch K` replays a study evaluated more often as if it had been
+evaluated K times an epoch (every k-th evaluation: training does not depend on evaluation).
 """
 
 from __future__ import annotations
@@ -29,11 +35,11 @@ import argparse
 import dataclasses
 import random
 import statistics
+from collections import Counter
 
 import optuna
-from optuna.trial import TrialState
 
-from search.pruning.replay import replay, winners_stopped
+from search.pruning.replay import in_orders, records, replay, winners_stopped
 from search.pruning.saturation import SaturationSettings
 from search.records.study import study_record
 
@@ -68,28 +74,33 @@ def main() -> None:
             help=f"SaturationPruner's {name} (default: %(default)s; reach-epochs 0 turns that rule off)",
         )
     parser.add_argument("--jitter", type=int, default=0, metavar="N", help="replays with timing noise (see above)")
+    parser.add_argument("--orders", type=int, default=0, metavar="N", help="replays in shuffled orders (see above)")
+    parser.add_argument(
+        "--evals-per-epoch", type=int, default=None, metavar="K", help="thin the curves to K evaluations an epoch"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     source = optuna.load_study(study_name=args.study, storage=args.storage)
     target = study_record(source).target
     settings = {name: getattr(args, name) for name in TUNABLE}
-    complete = [t.value for t in source.trials if t.state == TrialState.COMPLETE]
+    found = records(source, args.evals_per_epoch)
+    complete = [r.clock_seconds_to_target for r in found if r.clock_seconds_to_target is not None]
     unpruned_best = min(complete) if complete else None
-    result = replay(source, target, **settings)
+    result = replay(found, target, **settings)
     saved, best = result.saved, result.best
     print(f"training time saved: {100 * saved:.1f} %; outcomes: {dict(result.outcomes.most_common())}")
     print(
         f"best time to target kept: {best if best is None else round(best, 1)} s "
         f"(the unpruned study's: {unpruned_best if unpruned_best is None else round(unpruned_best, 1)} s)"
     )
-    pairs, stopped = winners_stopped(source, target, **settings)
+    pairs, stopped = winners_stopped(found, target, **settings)
     print(
         f"would-be winners stopped: {len(stopped)} of {pairs} pairs (a faster trial against a slower leader)"
         + "".join(f"; trial {f} against {lead} ({rule})" for f, lead, rule in stopped[:8])
     )
     if args.jitter:
         rng = random.Random(1)
-        runs = [replay(source, target, scale=lambda: rng.uniform(0.92, 1.08), **settings) for _ in range(args.jitter)]
+        runs = [replay(found, target, scale=lambda: rng.uniform(0.92, 1.08), **settings) for _ in range(args.jitter)]
         savings = [100 * r.saved for r in runs]
         kept = sum(
             1 for r in runs if r.best is not None and unpruned_best is not None and r.best <= 1.1 * unpruned_best
@@ -98,6 +109,18 @@ def main() -> None:
             f"with +-8 % timing noise, {args.jitter} replays: saved median {statistics.median(savings):.1f} % "
             f"(range {min(savings):.1f}-{max(savings):.1f} %); best within 10 % of the unpruned study's "
             f"in {kept} of {args.jitter}"
+        )
+    if args.orders:
+        shuffled = in_orders(found, target, args.orders, **settings)
+        saved = [100 * x for x in shuffled.saved]
+        instead = Counter(None if b is None else round(b, 1) for b in shuffled.lost)
+        print(
+            f"in {shuffled.orders} shuffled orders: best kept in {shuffled.kept}, saved median "
+            f"{100 * shuffled.median_saved:.1f} % (range {min(saved):.1f}-{max(saved):.1f} %)"
+            + "".join(
+                f"; {instead[b]} kept {'nothing' if b is None else f'{b} s'} instead"
+                for b in sorted(instead, key=lambda b: (b is None, b or 0.0))
+            )
         )
 
 
