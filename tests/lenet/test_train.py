@@ -50,6 +50,20 @@ def test_history_fields_are_consistent(synthetic_data):
     assert all(r.train_seconds <= r.wall_seconds for r in h)
 
 
+def test_evaluating_more_often_does_not_change_training(synthetic_data):
+    # A replay thins a curve evaluated 4 times an epoch to what a run evaluated twice records
+    # (search/pruning/replay.py): the points both runs take must be the same to the last digit.
+    # The training loss and accuracy are means since the previous evaluation, so they differ.
+    kept = {"epoch", "step", "images", "lr", "val_loss", "val_accuracy"}
+
+    def curve(evals: int) -> list[dict[str, float]]:
+        cfg = TrainConfig(**{**FAST, "max_epochs": 2, "evals_per_epoch": evals, "seed": 3})
+        return [{k: v for k, v in r.to_dict().items() if k in kept} for r in train(cfg, synthetic_data).history]
+
+    four, two = curve(4), curve(2)
+    assert len(four) == 8 and four[1::2] == two
+
+
 def test_a_paused_run_goes_on_as_if_it_never_paused(synthetic_data):
     # The confirmation race leaves a capped run suspended while it trains others, and may
     # continue it later: the curve must be the one an uninterrupted run draws.
