@@ -173,8 +173,8 @@ def test_shuffled_orders_show_what_the_study_order_hides(source, held_out):
     assert replay(records(source), target) == replay(source, target)  # the records in their order: the study
     shuffled = in_orders(records(source), target, 20)
     assert shuffled == in_orders(records(source), target, 20)  # seeded
-    # Seed 10's best (trial 3, 17.8 s) is kept in its own order but lost in 3 of 20 others, each time
-    # to trial 25 (18.1 s): underfit with few peers (docs/search.md, "Shuffled orders").
+    # Seed 10's best (trial 16, 17.8 s) is kept in its own order but lost in 3 of 20 others, each time
+    # to trial 12 (18.1 s): underfit with few peers (docs/search.md, "Four evaluations an epoch, replayed").
     assert (shuffled.kept, shuffled.orders) == (17, 20)
     assert shuffled.lost == pytest.approx([18.068, 18.068, 18.068], abs=0.001)
     assert shuffled.median_saved == pytest.approx(0.831, abs=0.001)
