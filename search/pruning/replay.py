@@ -70,6 +70,11 @@ def records(source: optuna.Study, evals_per_epoch: int | None = None) -> list[Tr
     return found if evals_per_epoch is None else [thinned(r, evals_per_epoch) for r in found]
 
 
+def _in_order(source: optuna.Study | Sequence[TrialRecord]) -> Sequence[TrialRecord]:
+    """A study's records in number order, or the records given, in their order."""
+    return records(source) if isinstance(source, optuna.Study) else source
+
+
 def thinned(record: TrialRecord, evals_per_epoch: int) -> TrialRecord:
     """`record` as a run evaluated `evals_per_epoch` times an epoch would have stored it: every
     k-th evaluation, and its time to target interpolated between those. A run stops at the
@@ -105,7 +110,7 @@ def replay(
     study = optuna.create_study(direction="minimize", pruner=pruner)
     spent = total = 0.0
     best, outcomes = None, Counter()
-    for past in records(source) if isinstance(source, optuna.Study) else source:
+    for past in _in_order(source):
         factor = scale() if scale else 1.0
         curve = _scaled(past.curve, factor)
         outcome, at = feed(study, pruner, past, curve, target)
@@ -130,8 +135,7 @@ def winners_stopped(
     """Every pair of trials that reached the target, the slower one the only finished trial (the
     leader): would the pruner stop the faster one, a trial that would have won? (pairs, [(faster,
     leader, rule) for each stopped])."""
-    found = records(source) if isinstance(source, optuna.Study) else source
-    reached = [r for r in found if r.clock_seconds_to_target is not None]
+    reached = [r for r in _in_order(source) if r.clock_seconds_to_target is not None]
     pairs, stopped = 0, []
     for leader in reached:
         for faster in (r for r in reached if r.clock_seconds_to_target < leader.clock_seconds_to_target):
@@ -152,13 +156,17 @@ def winners_stopped(
 class Orders:
     """Replays of one study's trials in shuffled orders."""
 
-    kept: int  # orders whose replay kept the study's best time to target
     saved: list[float]  # each order's fraction of training saved
     lost: list[float | None]  # the best kept where it was not the study's (None: nothing reached)
 
     @property
     def orders(self) -> int:
         return len(self.saved)
+
+    @property
+    def kept(self) -> int:
+        """Orders whose replay kept the study's best time to target."""
+        return self.orders - len(self.lost)
 
     @property
     def median_saved(self) -> float:
@@ -170,14 +178,12 @@ def in_orders(found: Sequence[TrialRecord], target: float, orders: int, seed: in
     other trials come first, so a rule judges against other peers and another early leader."""
     best = min((r.clock_seconds_to_target for r in found if r.clock_seconds_to_target is not None), default=None)
     rng = random.Random(seed)
-    kept, saved, lost = 0, [], []
+    saved, lost = [], []
     for _ in range(orders):
         order = list(found)
         rng.shuffle(order)
         result = replay(order, target, **settings)
         saved.append(result.saved)
-        if result.best is not None and best is not None and result.best <= best:
-            kept += 1
-        else:
+        if result.best is None or best is None or result.best > best:
             lost.append(result.best)
-    return Orders(kept, saved, lost)
+    return Orders(saved, lost)
